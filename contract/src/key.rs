@@ -1,0 +1,83 @@
+//! Where an image lives in the bucket.
+//!
+//! `og/{template}/{digest}.{ext}`, where the digest is SHA-256 over the template
+//! revision and the canonical parameters. Template names are restricted to
+//! `[a-z0-9-]`, and everything else is a hex digest, so a key can never escape its
+//! prefix however the URL was crafted.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::{CanonicalCard, query::encode_params};
+
+/// An S3 object key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    pub fn for_card(card: &CanonicalCard) -> Self {
+        let mut hasher = Sha256::new();
+        // Length-prefixed fields, so no two distinct inputs hash the same bytes.
+        for field in [
+            card.template.as_str(),
+            &card.revision.to_string(),
+            &encode_params(&card.params),
+        ] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        let digest = hex(&hasher.finalize());
+        Self(format!(
+            "og/{}/{}.{}",
+            card.template,
+            digest,
+            card.format.extension()
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ImageFormat;
+    use std::collections::BTreeMap;
+
+    fn card(revision: u32, title: &str) -> CanonicalCard {
+        CanonicalCard {
+            template: "product".into(),
+            revision,
+            format: ImageFormat::Png,
+            params: BTreeMap::from([("title".to_string(), title.to_string())]),
+        }
+    }
+
+    #[test]
+    fn key_shape_and_sensitivity() {
+        let key = ObjectKey::for_card(&card(1, "a"));
+        let s = key.as_str();
+        assert!(s.starts_with("og/product/") && s.ends_with(".png"), "{s}");
+        assert_eq!(s.len(), "og/product/".len() + 64 + ".png".len());
+        assert_eq!(key, ObjectKey::for_card(&card(1, "a")));
+        assert_ne!(
+            key,
+            ObjectKey::for_card(&card(2, "a")),
+            "revision is in the key"
+        );
+        assert_ne!(key, ObjectKey::for_card(&card(1, "b")));
+    }
+}

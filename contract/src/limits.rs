@@ -1,0 +1,19 @@
+//! Upper bounds on everything a URL can carry. They are checked before any
+//! allocation that grows with the input, so a hostile URL costs a few microseconds.
+
+/// Longest request path accepted, in bytes.
+pub const MAX_PATH_LEN: usize = 512;
+/// Longest raw query string accepted, in bytes (before decoding).
+pub const MAX_QUERY_LEN: usize = 4096;
+/// Most query parameters in one URL, reserved ones included.
+pub const MAX_PARAMS: usize = 32;
+/// Longest parameter name, in bytes.
+pub const MAX_PARAM_NAME_LEN: usize = 64;
+/// Longest value of a parameter that the template does not bound itself, in characters.
+pub const DEFAULT_MAX_PARAM_CHARS: usize = 256;
+/// Longest `v` (version) value, in characters.
+pub const MAX_VERSION_CHARS: usize = 64;
+/// Longest template name, in bytes.
+pub const MAX_TEMPLATE_NAME_LEN: usize = 64;
+/// Largest card a template may declare, per side, in CSS pixels.
+pub const MAX_CARD_SIDE: u32 = 4096;
