@@ -2,7 +2,7 @@
 //! without padding, with a key id so several keys can be live during a rotation.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::{CardRequest, ContractError};

@@ -1,0 +1,159 @@
+//! The edge's configuration, read from Spin variables (declared in `spin.toml`).
+
+use imgate_contract::Keyring;
+
+/// Every variable the edge reads, with what it is for. `spin.toml` declares the same
+/// names; a test keeps the two lists equal.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("store_endpoint", "S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com"),
+    ("store_bucket", "bucket holding the images"),
+    ("store_region", "bucket region"),
+    ("store_access_key_id", "credentials that may GetObject in the bucket"),
+    ("store_secret_access_key", "secret for store_access_key_id"),
+    ("origin_url", "base URL of the origin, e.g. http://origin.internal:8081"),
+    ("edge_token", "credential the origin requires on its internal routes"),
+    ("signing_keys", "id:secret[,id:secret…]; URLs must carry k and s when set"),
+    ("allow_unsigned", "\"true\" accepts unsigned URLs when no keys are set (development only)"),
+    ("templates_dir", "where the template folders are mounted (spin.toml `files`)"),
+];
+
+/// The edge's settings. Secrets are kept out of `Debug`.
+#[derive(Clone)]
+pub struct EdgeConfig {
+    pub store_endpoint: String,
+    pub store_bucket: String,
+    pub store_region: String,
+    pub store_access_key_id: String,
+    pub store_secret_access_key: String,
+    pub origin_url: String,
+    pub edge_token: String,
+    pub keyring: Keyring,
+    pub allow_unsigned: bool,
+    pub templates_dir: String,
+}
+
+impl std::fmt::Debug for EdgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeConfig")
+            .field("store_endpoint", &self.store_endpoint)
+            .field("store_bucket", &self.store_bucket)
+            .field("origin_url", &self.origin_url)
+            .field("keyring", &self.keyring)
+            .field("allow_unsigned", &self.allow_unsigned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeConfig {
+    /// Builds the configuration from a variable lookup, reporting every problem at once.
+    pub fn from_lookup(mut get: impl FnMut(&str) -> Option<String>) -> Result<Self, String> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str| match get(name) {
+            Some(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => {
+                problems.push(format!("variable {name} is not set"));
+                String::new()
+            }
+        };
+        let store_endpoint = required("store_endpoint");
+        let store_bucket = required("store_bucket");
+        let store_region = required("store_region");
+        let store_access_key_id = required("store_access_key_id");
+        let store_secret_access_key = required("store_secret_access_key");
+        let origin_url = required("origin_url");
+        let edge_token = required("edge_token");
+        let templates_dir = required("templates_dir");
+        let keyring = Keyring::parse(&get("signing_keys").unwrap_or_default())
+            .unwrap_or_else(|e| {
+                problems.push(e);
+                Keyring::default()
+            });
+        let allow_unsigned = match get("allow_unsigned").as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                problems.push(format!("allow_unsigned must be true or false, not {other:?}"));
+                false
+            }
+        };
+        if keyring.is_empty() && !allow_unsigned {
+            problems.push(
+                "no signing_keys: set signing keys, or allow_unsigned = \"true\" for local development"
+                    .into(),
+            );
+        }
+        for (name, url) in [("store_endpoint", &store_endpoint), ("origin_url", &origin_url)] {
+            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("{name} must be an http:// or https:// URL"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        Ok(Self {
+            store_endpoint: store_endpoint.trim_end_matches('/').to_string(),
+            store_bucket,
+            store_region,
+            store_access_key_id,
+            store_secret_access_key,
+            origin_url: origin_url.trim_end_matches('/').to_string(),
+            edge_token,
+            keyring,
+            allow_unsigned,
+            templates_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut v: HashMap<String, String> = [
+            ("store_endpoint", "http://127.0.0.1:9000/"),
+            ("store_bucket", "imgate"),
+            ("store_region", "us-east-1"),
+            ("store_access_key_id", "AKID"),
+            ("store_secret_access_key", "SECRET-not-in-debug"),
+            ("origin_url", "http://127.0.0.1:8081"),
+            ("edge_token", "TOKEN-not-in-debug"),
+            ("templates_dir", "/templates"),
+            ("signing_keys", "k1:0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, val) in extra {
+            v.insert(k.to_string(), val.to_string());
+        }
+        v
+    }
+
+    #[test]
+    fn reads_variables_and_hides_secrets() {
+        let v = vars(&[]);
+        let config = EdgeConfig::from_lookup(|n| v.get(n).cloned()).unwrap();
+        assert_eq!(config.store_endpoint, "http://127.0.0.1:9000");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("SECRET") && !debug.contains("TOKEN") && !debug.contains("0123"));
+    }
+
+    #[test]
+    fn refuses_to_run_open_by_accident() {
+        let v = vars(&[("signing_keys", "")]);
+        let err = EdgeConfig::from_lookup(|n| v.get(n).cloned()).unwrap_err();
+        assert!(err.contains("allow_unsigned"), "{err}");
+        let v = vars(&[("signing_keys", ""), ("allow_unsigned", "true")]);
+        assert!(EdgeConfig::from_lookup(|n| v.get(n).cloned()).is_ok());
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let err = EdgeConfig::from_lookup(|_| None).unwrap_err();
+        for name in ["store_endpoint", "origin_url", "edge_token", "signing_keys"] {
+            assert!(err.contains(name), "{name} missing from {err}");
+        }
+    }
+}
