@@ -104,6 +104,12 @@ impl Keyring {
     }
 }
 
+/// Compares two secrets without revealing, through timing, where they differ.
+/// (Lengths are not secret: tokens have a fixed, documented minimum.)
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn mac(secret: &[u8], message: &str) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(message.as_bytes());
@@ -154,6 +160,13 @@ mod tests {
             retired.verify(&card(&url)),
             Err(ContractError::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 
     #[test]

@@ -23,7 +23,9 @@ async fn handle(request: Request) -> Answer {
         }
     };
     if config.keyring.is_empty() {
-        eprintln!("imgate-edge: WARNING: accepting unsigned URLs (allow_unsigned = true); never in production");
+        eprintln!(
+            "imgate-edge: WARNING: accepting unsigned URLs (allow_unsigned = true); never in production"
+        );
     }
     let uri = request.uri();
     let decision = plan(
@@ -51,7 +53,11 @@ async fn serve(config: &EdgeConfig, fetch: Fetch) -> Answer {
         }
         Ok(miss) if miss.status() == 404 => {}
         // The origin can still render and store it; the log says why the store failed.
-        Ok(other) => eprintln!("imgate-edge: store answered {} for {}", other.status(), fetch.key),
+        Ok(other) => eprintln!(
+            "imgate-edge: store answered {} for {}",
+            other.status(),
+            fetch.key
+        ),
         Err(e) => eprintln!("imgate-edge: store unreachable for {}: {e:?}", fetch.key),
     }
 
@@ -72,7 +78,10 @@ async fn serve(config: &EdgeConfig, fetch: Fetch) -> Answer {
         }
         Err(e) => {
             eprintln!("imgate-edge: origin unreachable for {}: {e:?}", fetch.key);
-            let body = ErrorBody::new("origin-unreachable", "the image could not be made right now; retry shortly");
+            let body = ErrorBody::new(
+                "origin-unreachable",
+                "the image could not be made right now; retry shortly",
+            );
             json(502, body.to_json())
         }
     }
@@ -90,11 +99,18 @@ fn image_headers(headers: &mut HeaderMap, content_type: &'static str, cache_stat
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(headers::IMMUTABLE));
-    headers.insert(headers::CACHE_STATUS, HeaderValue::from_static(cache_status));
+    headers.insert(
+        headers::CACHE_STATUS,
+        HeaderValue::from_static(cache_status),
+    );
 }
 
 fn json(status: u16, body: String) -> Answer {
-    let cache = if status == 200 { "no-cache" } else { headers::NO_STORE };
+    let cache = if status == 200 {
+        "no-cache"
+    } else {
+        headers::NO_STORE
+    };
     http::Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")

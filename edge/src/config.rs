@@ -5,16 +5,37 @@ use imgate_contract::Keyring;
 /// Every variable the edge reads, with what it is for. `spin.toml` declares the same
 /// names; a test keeps the two lists equal.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("store_endpoint", "S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com"),
+    (
+        "store_endpoint",
+        "S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com",
+    ),
     ("store_bucket", "bucket holding the images"),
     ("store_region", "bucket region"),
-    ("store_access_key_id", "credentials that may GetObject in the bucket"),
+    (
+        "store_access_key_id",
+        "credentials that may GetObject in the bucket",
+    ),
     ("store_secret_access_key", "secret for store_access_key_id"),
-    ("origin_url", "base URL of the origin, e.g. http://origin.internal:8081"),
-    ("edge_token", "credential the origin requires on its internal routes"),
-    ("signing_keys", "id:secret[,id:secret…]; URLs must carry k and s when set"),
-    ("allow_unsigned", "\"true\" accepts unsigned URLs when no keys are set (development only)"),
-    ("templates_dir", "where the template folders are mounted (spin.toml `files`)"),
+    (
+        "origin_url",
+        "base URL of the origin, e.g. http://origin.internal:8081",
+    ),
+    (
+        "edge_token",
+        "credential the origin requires on its internal routes",
+    ),
+    (
+        "signing_keys",
+        "id:secret[,id:secret…]; URLs must carry k and s when set",
+    ),
+    (
+        "allow_unsigned",
+        "\"true\" accepts unsigned URLs when no keys are set (development only)",
+    ),
+    (
+        "templates_dir",
+        "where the template folders are mounted (spin.toml `files`)",
+    ),
 ];
 
 /// The edge's settings. Secrets are kept out of `Debug`.
@@ -63,8 +84,8 @@ impl EdgeConfig {
         let origin_url = required("origin_url");
         let edge_token = required("edge_token");
         let templates_dir = required("templates_dir");
-        let keyring = Keyring::parse(&get("signing_keys").unwrap_or_default())
-            .unwrap_or_else(|e| {
+        let keyring =
+            Keyring::parse(&get("signing_keys").unwrap_or_default()).unwrap_or_else(|e| {
                 problems.push(e);
                 Keyring::default()
             });
@@ -72,7 +93,9 @@ impl EdgeConfig {
             None | Some("") | Some("false") => false,
             Some("true") => true,
             Some(other) => {
-                problems.push(format!("allow_unsigned must be true or false, not {other:?}"));
+                problems.push(format!(
+                    "allow_unsigned must be true or false, not {other:?}"
+                ));
                 false
             }
         };
@@ -82,8 +105,12 @@ impl EdgeConfig {
                     .into(),
             );
         }
-        for (name, url) in [("store_endpoint", &store_endpoint), ("origin_url", &origin_url)] {
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        for (name, url) in [
+            ("store_endpoint", &store_endpoint),
+            ("origin_url", &origin_url),
+        ] {
+            let http = url.starts_with("http://") || url.starts_with("https://");
+            if !url.is_empty() && !http {
                 problems.push(format!("{name} must be an http:// or https:// URL"));
             }
         }

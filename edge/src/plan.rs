@@ -74,7 +74,11 @@ pub fn plan(
             // A broken manifest is our fault, not the caller's: say so without details.
             return Plan::Respond {
                 status: 500,
-                body: ErrorBody::new("bad-template", format!("template {:?} is misconfigured: {e}", card.template)).to_json(),
+                body: ErrorBody::new(
+                    "bad-template",
+                    format!("template {:?} is misconfigured: {e}", card.template),
+                )
+                .to_json(),
             };
         }
     };
@@ -144,10 +148,12 @@ mod tests {
         let config = config(&[]);
         let url = config
             .keyring
-            .sign_card(&match route::parse("GET", "/og/product.png", "title=Hi").unwrap() {
-                Route::Card(c) => c,
-                _ => unreachable!(),
-            })
+            .sign_card(
+                &match route::parse("GET", "/og/product.png", "title=Hi").unwrap() {
+                    Route::Card(c) => c,
+                    _ => unreachable!(),
+                },
+            )
             .unwrap();
         let (path, query) = url.split_once('?').unwrap();
         let Plan::Fetch(fetch) = plan(&config, "GET", path, query, manifests) else {
@@ -155,13 +161,18 @@ mod tests {
         };
         assert!(fetch.key.as_str().starts_with("og/product/"));
         assert!(
-            fetch.store_url.starts_with(&format!("http://127.0.0.1:9000/imgate/{}?", fetch.key)),
+            fetch
+                .store_url
+                .starts_with(&format!("http://127.0.0.1:9000/imgate/{}?", fetch.key)),
             "{}",
             fetch.store_url
         );
         assert!(fetch.store_url.contains("X-Amz-Signature="));
         assert!(!fetch.store_url.contains("SECRET"));
-        assert_eq!(fetch.origin_url, "http://127.0.0.1:8081/og/product.png?title=Hi");
+        assert_eq!(
+            fetch.origin_url,
+            "http://127.0.0.1:8081/og/product.png?title=Hi"
+        );
     }
 
     #[test]
@@ -169,19 +180,63 @@ mod tests {
         let signed = config(&[]);
         let open = config(&[("signing_keys", ""), ("allow_unsigned", "true")]);
         let cases: &[(&EdgeConfig, &str, &str, &str, u16, &str)] = &[
-            (&signed, "GET", "/og/product.png", "title=Hi", 403, "missing-signature"),
-            (&signed, "GET", "/og/product.png", "title=Hi&k=k1&s=AAAA", 403, "bad-signature"),
-            (&open, "POST", "/og/product.png", "title=Hi", 405, "method-not-allowed"),
-            (&open, "GET", "/og/nope.png", "title=Hi", 404, "unknown-template"),
+            (
+                &signed,
+                "GET",
+                "/og/product.png",
+                "title=Hi",
+                403,
+                "missing-signature",
+            ),
+            (
+                &signed,
+                "GET",
+                "/og/product.png",
+                "title=Hi&k=k1&s=AAAA",
+                403,
+                "bad-signature",
+            ),
+            (
+                &open,
+                "POST",
+                "/og/product.png",
+                "title=Hi",
+                405,
+                "method-not-allowed",
+            ),
+            (
+                &open,
+                "GET",
+                "/og/nope.png",
+                "title=Hi",
+                404,
+                "unknown-template",
+            ),
             (&open, "GET", "/og/product.png", "", 400, "missing-param"),
-            (&open, "GET", "/og/product.png", "title=aaaaaaaaaaaaaaaaaaaaaaaaa", 400, "param-too-long"),
-            (&open, "GET", "/og/product.png", "title=a&x=1", 400, "unknown-param"),
+            (
+                &open,
+                "GET",
+                "/og/product.png",
+                "title=aaaaaaaaaaaaaaaaaaaaaaaaa",
+                400,
+                "param-too-long",
+            ),
+            (
+                &open,
+                "GET",
+                "/og/product.png",
+                "title=a&x=1",
+                400,
+                "unknown-param",
+            ),
             (&open, "GET", "/elsewhere", "", 404, "not-found"),
         ];
         for (config, method, path, query, want_status, want_code) in cases {
             let p = plan(config, method, path, query, manifests);
             assert_eq!(status(&p), *want_status, "{method} {path}?{query}: {p:?}");
-            let Plan::Respond { body, .. } = p else { unreachable!() };
+            let Plan::Respond { body, .. } = p else {
+                unreachable!()
+            };
             let body: ErrorBody = serde_json::from_str(&body).unwrap();
             assert_eq!(body.error.code, *want_code);
         }

@@ -1,1 +1,178 @@
-fn main() {}
+//! `imgate-origin`: renders cards in headless Chromium, stores them in S3 and
+//! serves them to the edge.
+
+mod error;
+mod metrics;
+mod origin;
+mod render;
+mod server;
+mod singleflight;
+mod store;
+mod templates;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use imgate_contract::{Route, route};
+
+use crate::origin::Origin;
+use crate::render::Renderer;
+use crate::store::Store;
+use crate::templates::Templates;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "imgate's origin: renders cards in headless Chromium and stores them in S3."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the edge's render requests, /healthz and /metrics.
+    Serve(ServeArgs),
+    /// Render one card URL to a file, without storing it (for working on templates).
+    Render(RenderArgs),
+}
+
+#[derive(Args)]
+struct RendererArgs {
+    /// Folder of card templates (one sub-folder each, with template.toml and card.html).
+    #[arg(long, env = "IMGATE_TEMPLATES", default_value = "templates")]
+    templates: PathBuf,
+    /// Chromium executable; by default the first chromium/google-chrome on PATH.
+    #[arg(long, env = "IMGATE_CHROMIUM")]
+    chromium: Option<PathBuf>,
+    /// Longest one render may take, in seconds, before the page is discarded.
+    #[arg(long, env = "IMGATE_RENDER_TIMEOUT_SECS", default_value_t = 10)]
+    render_timeout_secs: u64,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to serve on. Port 0 picks a free port (printed on start).
+    #[arg(long, env = "IMGATE_ORIGIN_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// Credential the edge sends in x-imgate-edge-token; requests without it are refused.
+    #[arg(long, env = "IMGATE_EDGE_TOKEN", hide_env_values = true)]
+    edge_token: String,
+    /// Bucket the images are stored in.
+    #[arg(long, env = "IMGATE_BUCKET", default_value = "imgate")]
+    bucket: String,
+    /// Bucket region.
+    #[arg(long, env = "IMGATE_S3_REGION", default_value = "us-east-1")]
+    region: String,
+    /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
+    #[arg(long, env = "IMGATE_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    #[command(flatten)]
+    renderer: RendererArgs,
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// A card URL path and query, e.g. '/og/product.png?title=Hello'.
+    url: String,
+    /// Where to write the image.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    renderer: RendererArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,chromiumoxide=warn,aws=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Render(args) => render(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.edge_token.len() >= 16,
+        "IMGATE_EDGE_TOKEN must be at least 16 characters"
+    );
+    let templates = Templates::load(&args.renderer.templates)?;
+    let renderer = launch(&args.renderer).await?;
+    let store = Store::connect(args.bucket, args.region, args.s3_endpoint).await;
+    tracing::info!(
+        templates = %templates.names().collect::<Vec<_>>().join(","),
+        bucket = store.bucket(),
+        "origin configured"
+    );
+    let server = Arc::new(server::Server {
+        origin: Origin::new(templates, renderer, store),
+        edge_token: args.edge_token,
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    // The dev stack and the tests read this line to learn the port.
+    println!(
+        "imgate-origin listening on http://{}",
+        listener.local_addr()?
+    );
+    warp::serve(server::routes(server.clone()))
+        .incoming(listener)
+        .graceful(shutdown_signal())
+        .run()
+        .await;
+    server.origin.renderer.shutdown().await;
+    tracing::info!("origin stopped");
+    Ok(())
+}
+
+async fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let templates = Templates::load(&args.renderer.templates)?;
+    let (path, query) = args.url.split_once('?').unwrap_or((&args.url, ""));
+    let Route::Card(request) = route::parse("GET", path, query)? else {
+        anyhow::bail!(
+            "{} is not a card URL (/og/{{template}}.{{ext}}?...)",
+            args.url
+        );
+    };
+    let card = templates.canonicalize(&request)?;
+    let page = templates.page(&card)?;
+    let renderer = launch(&args.renderer).await?;
+    let result = renderer.screenshot(&page, card.format).await;
+    renderer.shutdown().await;
+    let bytes = result?;
+    std::fs::write(&args.output, &bytes)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!("wrote {} ({} bytes)", args.output.display(), bytes.len());
+    Ok(())
+}
+
+async fn launch(args: &RendererArgs) -> anyhow::Result<Renderer> {
+    Renderer::launch(
+        args.chromium.clone(),
+        Duration::from_secs(args.render_timeout_secs),
+    )
+    .await
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

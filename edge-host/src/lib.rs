@@ -1,0 +1,5 @@
+//! Runs imgate's edge component the way Spin would: [`manifest`] reads
+//! `spin.toml`, [`runtime`] instantiates the component per request in wasmtime.
+
+pub mod manifest;
+pub mod runtime;

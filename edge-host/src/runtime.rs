@@ -1,0 +1,358 @@
+//! The wasmtime side: one engine and pre-instantiated component, a fresh store
+//! per instance, WASI (p2 + p3), wasi:http, Spin variables and the outbound allowlist.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use wasmtime::component::{Accessor, Component, GuestTaskId, HasData, Linker, ResourceTable};
+use wasmtime::error::Context as _;
+use wasmtime::{Config, Engine, Store, StoreContextMut};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::manifest::{App, OutboundHost};
+
+mod bindings {
+    // The single place host bindings are generated, from the same WIT the edge is built against.
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "imgate:edge/spin-imports",
+    });
+}
+use bindings::spin::variables::variables as spin_variables;
+
+/// Limits on one edge instance. The component is small and stateless; these only
+/// stop a bug from taking the host down.
+pub struct Limits {
+    /// How long one request may run, origin render included.
+    pub request_timeout: Duration,
+    /// How long an idle instance is kept for reuse.
+    pub idle_timeout: Duration,
+    /// How many requests one instance serves before it is replaced.
+    pub max_reuse: usize,
+    /// How many requests one instance serves at once.
+    pub max_concurrent: usize,
+    /// Outbound HTTP: time to connect, and to the first byte of the answer.
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+}
+
+/// Everything one store holds.
+pub struct Host {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: Outbound,
+    variables: Arc<App>,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Spin's `allowed_outbound_hosts`: a request anywhere else is denied before any
+/// connection is made.
+struct Outbound {
+    allowed: Arc<Vec<OutboundHost>>,
+    connect_timeout: Duration,
+    first_byte_timeout: Duration,
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<wasmtime_wasi_http::WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        if !self.allowed.iter().any(|host| host.allows(request.uri())) {
+            tracing::warn!(uri = %redact(request.uri()), "outbound request denied: not in allowed_outbound_hosts");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        let mut options = options.unwrap_or_default();
+        options.connect_timeout.get_or_insert(self.connect_timeout);
+        options
+            .first_byte_timeout
+            .get_or_insert(self.first_byte_timeout);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// A URI for logs: presigned store URLs carry credentials in the query.
+fn redact(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.authority().map(|a| a.as_str()).unwrap_or("?"),
+        uri.path()
+    )
+}
+
+/// `HasData` for the Spin variables interface: it only reads the resolved variables.
+struct Variables;
+
+impl HasData for Variables {
+    type Data<'a> = &'a App;
+}
+
+impl spin_variables::Host for &App {}
+
+impl<U> spin_variables::HostWithStore<U> for Variables {
+    async fn get(store: &Accessor<U, Self>, name: String) -> Result<String, spin_variables::Error> {
+        store.with(|mut view| {
+            let app: &App = view.get();
+            app.variables
+                .get(&name)
+                .cloned()
+                .ok_or(spin_variables::Error::Undefined(format!(
+                    "no variable {name:?} in component {:?}",
+                    app.component_name
+                )))
+        })
+    }
+}
+
+/// The compiled edge, ready to instantiate per request.
+pub struct Edge {
+    app: Arc<App>,
+    pre: ProxyPre<Host>,
+    limits: Arc<Limits>,
+    next_instance: AtomicU64,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Edge {
+    pub fn new(app: App, limits: Limits) -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.wasm_component_model_async(true);
+        let engine = Engine::new(&config)?;
+        let started = Instant::now();
+        let component = Component::from_file(&engine, &app.wasm).with_context(|| {
+            format!(
+                "cannot load the edge component {} (build it with scripts/build-edge)",
+                app.wasm.display()
+            )
+        })?;
+        tracing::info!(wasm = %app.wasm.display(), elapsed_ms = started.elapsed().as_millis() as u64, "compiled edge component");
+
+        let mut linker = Linker::<Host>::new(&engine);
+        // The component speaks WASIp3 HTTP; its libc still imports a few WASIp2
+        // interfaces (filesystem, cli), so both are linked.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        spin_variables::add_to_linker::<_, Variables>(&mut linker, |host: &mut Host| {
+            &*host.variables
+        })?;
+
+        let pre = linker.instantiate_pre(&component)?;
+        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre).context(
+            "the component does not export wasi:http/handler@0.3.0 (is it a spin-sdk 7 component?)",
+        )?;
+        Ok(Self {
+            app: Arc::new(app),
+            pre: ProxyPre::P3(pre),
+            limits: Arc::new(limits),
+            next_instance: AtomicU64::new(0),
+            stopping: Arc::default(),
+        })
+    }
+
+    /// Marks the host as shutting down: instances dropped from now on were
+    /// cancelled on purpose, not failed.
+    pub fn stopping(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
+    }
+
+    pub fn into_handler(self) -> ProxyHandler<Self> {
+        ProxyHandler::new(self)
+    }
+
+    /// The names of the component's imports and exports (interfaces), for checks.
+    pub fn interfaces(&self) -> (Vec<String>, Vec<String>) {
+        let ProxyPre::P3(pre) = &self.pre else {
+            unreachable!("only P3 is constructed")
+        };
+        let engine = pre.engine();
+        let ty = pre.instance_pre().component().component_type();
+        (
+            ty.imports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            ty.exports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        )
+    }
+
+    fn new_store(&self) -> wasmtime::Result<Store<Host>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stderr().inherit_stdout();
+        for mount in &self.app.mounts {
+            wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)
+                .with_context(|| {
+                    format!("cannot mount {} as {}", mount.host.display(), mount.guest)
+                })?;
+        }
+        let host = Host {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound: Outbound {
+                allowed: Arc::new(self.app.outbound.clone()),
+                connect_timeout: self.limits.connect_timeout,
+                first_byte_timeout: self.limits.first_byte_timeout,
+            },
+            variables: self.app.clone(),
+        };
+        Ok(Store::new(self.pre.engine(), host))
+    }
+}
+
+impl HandlerState for Edge {
+    type StoreData = Host;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Worker>> {
+        let mut store = self.new_store()?;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy,
+            view: WasiHttpView::http,
+            expiration: Expiration {
+                idle: self.limits.idle_timeout,
+                busy: self.limits.request_timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: Worker {
+                id: self.next_instance.fetch_add(1, Ordering::Relaxed),
+                limits: self.limits.clone(),
+                stopping: self.stopping.clone(),
+            },
+        })
+    }
+}
+
+impl ProxyPreExt for ProxyPre<Host> {
+    fn engine(&self) -> &Engine {
+        match self {
+            ProxyPre::P3(pre) => pre.engine(),
+            ProxyPre::P2(pre) => pre.engine(),
+        }
+    }
+}
+
+trait ProxyPreExt {
+    fn engine(&self) -> &Engine;
+}
+
+/// Retires an instance that sat idle, or whose requests ran past the timeout.
+pub struct Expiration {
+    idle: Duration,
+    busy: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let me = self.get_mut();
+        let timeout = match status {
+            WorkerStatus::Idle => me.idle,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => me.busy,
+        };
+        let Some(deadline) = start.checked_add(timeout) else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if me.sleep.deadline() != deadline {
+            me.sleep.as_mut().reset(deadline);
+        }
+        me.sleep.as_mut().poll(cx)
+    }
+}
+
+pub struct Worker {
+    id: u64,
+    limits: Arc<Limits>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl WorkerState for Worker {
+    type StoreData = Host;
+    type RequestData = u64;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.limits.max_reuse {
+            ShouldAccept::Never
+        } else if concurrent >= self.limits.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, Host>,
+        request_id: u64,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        tracing::debug!(instance = self.id, request_id, "instance handles request");
+        // When this completes the request is cancelled.
+        Box::pin(tokio::time::sleep(self.limits.request_timeout))
+    }
+
+    fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
+        match result {
+            Err(_) if self.stopping.load(Ordering::Relaxed) => {
+                tracing::debug!(instance = self.id, "edge instance cancelled by shutdown");
+            }
+            Err(error) => tracing::error!(instance = self.id, "edge instance failed: {error:?}"),
+            Ok(()) => {}
+        }
+        drop(store);
+    }
+}

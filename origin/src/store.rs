@@ -1,0 +1,128 @@
+//! The image store: S3 (or any S3-protocol server) through aws-sdk-s3.
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use imgate_contract::ObjectKey;
+
+/// How an image is written.
+pub struct PutImage<'a> {
+    pub key: &'a ObjectKey,
+    pub bytes: Bytes,
+    pub content_type: &'a str,
+    pub cache_control: &'a str,
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored {
+        etag: Option<String>,
+    },
+    /// Another process stored it first (`If-None-Match: *` answered 412).
+    AlreadyThere,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl Store {
+    /// Connects with the standard AWS credential chain (environment, profile,
+    /// container or instance role); `endpoint` points at an S3-compatible server.
+    pub async fn connect(bucket: String, region: String, endpoint: Option<String>) -> Self {
+        use aws_smithy_http_client::tls;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .http_client(http);
+        if let Some(endpoint) = &endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let shared = loader.load().await;
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            // S3-compatible servers on loopback have no per-bucket DNS names.
+            .force_path_style(endpoint.is_some())
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(config),
+            bucket,
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    #[tracing::instrument(name = "imgate.origin.store.put", skip_all, fields(key = %image.key))]
+    pub async fn put(&self, image: PutImage<'_>) -> Result<PutOutcome, String> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(image.key.as_str())
+            .content_type(image.content_type)
+            .cache_control(image.cache_control)
+            // Written once: a concurrent writer of the same key loses harmlessly.
+            .if_none_match("*")
+            .body(ByteStream::from(image.bytes));
+        for (name, value) in image.metadata {
+            request = request.metadata(name, value);
+        }
+        match request.send().await {
+            Ok(out) => Ok(PutOutcome::Stored { etag: out.e_tag }),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                Ok(PutOutcome::AlreadyThere)
+            }
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// The object's bytes, or `None` if there is none.
+    #[tracing::instrument(name = "imgate.origin.store.get", skip_all, fields(key = %key))]
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, String> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .map(|b| Some(b.into_bytes()))
+                .map_err(|e| e.to_string()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+}
+
+/// One line for logs and error bodies: the S3 code and message (or the transport
+/// error chain), never credentials.
+fn describe<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(code) = e.code() {
+        return format!("{code}: {}", e.message().unwrap_or(""));
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,417 @@
+//! End to end through the real parts: the built edge `.wasm` in its wasmtime
+//! host, the origin with headless Chromium, and an S3-protocol server on
+//! loopback. One stack is started for all trials, which run one at a time
+//! because some of them count the origin's renders.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use imgate_contract::{CardSpec, ErrorBody, Keyring, ObjectKey, Route, route};
+use imgate_devstack::{Stack, StackOptions, random_hex, sibling_bin_dir, source_root};
+use imgate_tests::{png_size, prometheus};
+use libtest_mimic::{Arguments, Failed, Trial};
+use tokio::runtime::Runtime;
+
+struct World {
+    stack: Stack,
+    keys: Keyring,
+    http: reqwest::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+type Test = fn(&World) -> anyhow::Result<()>;
+
+const TRIALS: &[(&str, Test)] = &[
+    (
+        "first_request_renders_a_1200x630_png_and_stores_it",
+        first_request_renders_and_stores,
+    ),
+    (
+        "second_request_is_served_from_the_store",
+        second_request_is_served_from_the_store,
+    ),
+    (
+        "equivalent_urls_share_one_image",
+        equivalent_urls_share_one_image,
+    ),
+    (
+        "concurrent_misses_render_once",
+        concurrent_misses_render_once,
+    ),
+    ("bad_input_gets_json_4xx_never_5xx", bad_input_gets_json_4xx),
+    (
+        "origin_refuses_callers_without_the_edge_token",
+        origin_refuses_strangers,
+    ),
+    ("health_endpoints_answer", health_endpoints_answer),
+];
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // Trials share the stack and read its counters: run them one at a time.
+    args.test_threads = Some(1);
+    let runtime = Arc::new(Runtime::new().expect("tokio runtime"));
+    let data = tempfile::tempdir().expect("temp dir");
+    let world = match runtime.block_on(start(data.path())) {
+        Ok(world) => Arc::new(world),
+        Err(e) => {
+            eprintln!("could not start the stack: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let trials = TRIALS
+        .iter()
+        .map(|&(name, test)| {
+            let (world, runtime) = (world.clone(), runtime.clone());
+            Trial::test(name, move || {
+                let _guard = runtime.enter();
+                test(&world).map_err(|e| Failed::from(format!("{e:#}")))
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    let world = Arc::into_inner(world).expect("trials are done");
+    runtime.block_on(world.stack.stop());
+    conclusion.exit();
+}
+
+async fn start(data: &std::path::Path) -> anyhow::Result<World> {
+    let keys = format!("e2e:{}", random_hex(24)?);
+    let mut opts = StackOptions::new(source_root(), sibling_bin_dir()?);
+    opts.data_dir = data.to_path_buf();
+    opts.edge_port = 0;
+    opts.origin_port = 0;
+    opts.s3_port = 0;
+    opts.signing_keys = keys.clone();
+    let stack = Stack::start(&opts).await?;
+    let creds = aws_sdk_s3::config::Credentials::new(
+        &stack.s3.credentials.access_key,
+        &stack.s3.credentials.secret_key,
+        None,
+        None,
+        "e2e",
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&stack.s3.url)
+            .force_path_style(true)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .credentials_provider(creds)
+            .build(),
+    );
+    Ok(World {
+        keys: Keyring::parse(&keys).map_err(anyhow::Error::msg)?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        s3,
+        stack,
+    })
+}
+
+impl World {
+    /// A signed public URL for a card path and query.
+    fn signed(&self, path_and_query: &str) -> String {
+        format!(
+            "{}{}",
+            self.stack.edge_url,
+            self.keys.sign_card(&card(path_and_query)).unwrap()
+        )
+    }
+
+    fn get(
+        &self,
+        url: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
+        block(async {
+            let response = self.http.get(url).send().await?;
+            let (status, headers) = (response.status(), response.headers().clone());
+            Ok((status, headers, response.bytes().await?.to_vec()))
+        })
+    }
+
+    fn renders(&self) -> anyhow::Result<f64> {
+        let (_, _, body) = self.get(&format!("{}/metrics", self.stack.origin_url))?;
+        prometheus(&String::from_utf8(body)?)
+            .get("imgate_renders_total")
+            .copied()
+            .context("no imgate_renders_total in /metrics")
+    }
+
+    /// The key the contract derives for a card, independently of the servers.
+    fn key(&self, path_and_query: &str) -> anyhow::Result<ObjectKey> {
+        let request = card(path_and_query);
+        let manifest = source_root()
+            .join("templates")
+            .join(&request.template)
+            .join("template.toml");
+        let spec =
+            CardSpec::from_toml(&std::fs::read_to_string(manifest)?).map_err(anyhow::Error::msg)?;
+        Ok(ObjectKey::for_card(&spec.canonicalize(&request)?))
+    }
+}
+
+fn card(path_and_query: &str) -> imgate_contract::CardRequest {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    match route::parse("GET", path, query) {
+        Ok(Route::Card(card)) => card,
+        other => panic!("{path_and_query} is not a card URL: {other:?}"),
+    }
+}
+
+fn block<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+const CARD: &str = "/og/product.png?title=Walking%20skeleton&subtitle=Edge%2C%20origin%2C%20Chromium%2C%20S3&price=%2442";
+
+fn first_request_renders_and_stores(w: &World) -> anyhow::Result<()> {
+    let before = w.renders()?;
+    let (status, headers, body) = w.get(&w.signed(CARD))?;
+    ensure!(
+        status == 200,
+        "status {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    ensure!(header(&headers, "content-type") == "image/png");
+    ensure!(header(&headers, "cache-control") == imgate_contract::headers::IMMUTABLE);
+    ensure!(
+        header(&headers, "x-imgate-cache") == "miss",
+        "first request should be a miss"
+    );
+    ensure!(
+        png_size(&body) == Some((1200, 630)),
+        "PNG size {:?}",
+        png_size(&body)
+    );
+    ensure!(w.renders()? == before + 1.0, "exactly one render");
+
+    let key = w.key(CARD)?;
+    let head = block(async {
+        Ok(w.s3
+            .head_object()
+            .bucket(&w.stack.s3.bucket)
+            .key(key.as_str())
+            .send()
+            .await?)
+    })
+    .with_context(|| format!("object {key} is not in the bucket"))?;
+    ensure!(head.cache_control() == Some(imgate_contract::headers::IMMUTABLE));
+    ensure!(head.content_type() == Some("image/png"));
+    ensure!(head.content_length() == Some(body.len() as i64));
+    let meta = head.metadata().context("no metadata")?;
+    ensure!(
+        meta.get("template").map(String::as_str) == Some("product"),
+        "{meta:?}"
+    );
+    ensure!(
+        meta.get("revision").map(String::as_str) == Some("1"),
+        "{meta:?}"
+    );
+    Ok(())
+}
+
+fn second_request_is_served_from_the_store(w: &World) -> anyhow::Result<()> {
+    let url = w.signed("/og/product.png?title=Twice&price=%241");
+    let (status, _, first) = w.get(&url)?;
+    ensure!(status == 200);
+    let renders = w.renders()?;
+    let (status, headers, second) = w.get(&url)?;
+    ensure!(status == 200);
+    ensure!(
+        header(&headers, "x-imgate-cache") == "hit",
+        "second request should be a hit"
+    );
+    ensure!(header(&headers, "content-type") == "image/png");
+    ensure!(header(&headers, "cache-control") == imgate_contract::headers::IMMUTABLE);
+    ensure!(
+        headers.keys().all(|k| !k.as_str().starts_with("x-amz-")),
+        "store headers leak: {headers:?}"
+    );
+    ensure!(first == second, "same bytes");
+    ensure!(w.renders()? == renders, "the renderer was not reached");
+    Ok(())
+}
+
+fn equivalent_urls_share_one_image(w: &World) -> anyhow::Result<()> {
+    let (status, _, first) = w.get(&w.signed("/og/product.png?title=Same+card&price=%245"))?;
+    ensure!(status == 200);
+    let renders = w.renders()?;
+    // Other order, other escaping, the default brand spelled out, an empty param: same image.
+    let (status, headers, second) =
+        w.get(&w.signed("/og/product.png?subtitle=&brand=imgate&price=$5&title=Same%20card"))?;
+    ensure!(status == 200);
+    ensure!(header(&headers, "x-imgate-cache") == "hit");
+    ensure!(first == second);
+    ensure!(w.renders()? == renders);
+    Ok(())
+}
+
+fn concurrent_misses_render_once(w: &World) -> anyhow::Result<()> {
+    let url = w.signed("/og/product.png?title=Everyone%20at%20once");
+    let renders = w.renders()?;
+    let bodies = block(async {
+        let requests = (0..4).map(|_| {
+            let (http, url) = (w.http.clone(), url.clone());
+            tokio::spawn(async move {
+                let response = http.get(&url).send().await?;
+                anyhow::ensure!(response.status() == 200, "status {}", response.status());
+                Ok(response.bytes().await?.to_vec())
+            })
+        });
+        let mut bodies = Vec::new();
+        for r in requests.collect::<Vec<_>>() {
+            bodies.push(r.await??);
+        }
+        Ok(bodies)
+    })?;
+    ensure!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "all callers get the same image"
+    );
+    ensure!(
+        w.renders()? == renders + 1.0,
+        "four concurrent misses, one render"
+    );
+    Ok(())
+}
+
+fn bad_input_gets_json_4xx(w: &World) -> anyhow::Result<()> {
+    let edge = &w.stack.edge_url;
+    let forged = w
+        .signed("/og/product.png?title=Real")
+        .replace("title=Real", "title=Forged");
+    let long_title = format!("/og/product.png?title={}", "x".repeat(91));
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "GET",
+            w.signed("/og/nonexistent.png?title=x"),
+            404,
+            "unknown-template",
+        ),
+        (
+            "GET",
+            w.signed("/og/product.png?price=%241"),
+            400,
+            "missing-param",
+        ),
+        ("GET", w.signed(&long_title), 400, "param-too-long"),
+        (
+            "GET",
+            w.signed("/og/product.png?title=x&colour=red"),
+            400,
+            "unknown-param",
+        ),
+        ("GET", forged, 403, "bad-signature"),
+        (
+            "GET",
+            format!("{edge}/og/product.png?title=Unsigned"),
+            403,
+            "missing-signature",
+        ),
+        (
+            "GET",
+            format!("{edge}/og/product.gif?title=x"),
+            400,
+            "unknown-format",
+        ),
+        (
+            "GET",
+            format!("{edge}/og/..%2F..%2Fetc%2Fpasswd.png"),
+            400,
+            "bad-path",
+        ),
+        (
+            "GET",
+            format!("{edge}/og/{}.png", "a".repeat(600)),
+            414,
+            "path-too-long",
+        ),
+        (
+            "POST",
+            w.signed("/og/product.png?title=x"),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "DELETE",
+            w.signed("/og/product.png?title=x"),
+            405,
+            "method-not-allowed",
+        ),
+    ];
+    let renders = w.renders()?;
+    for (method, url, status, code) in cases {
+        let response = block(async {
+            let r = w.http.request(method.parse()?, &url).send().await?;
+            let (s, h) = (r.status(), r.headers().clone());
+            Ok((s, h, r.bytes().await?))
+        })?;
+        let (got, headers, body) = response;
+        let text = String::from_utf8_lossy(&body);
+        ensure!(
+            got.as_u16() == status,
+            "{method} {url}: want {status}, got {got}: {text}"
+        );
+        ensure!(
+            header(&headers, "content-type") == "application/json",
+            "{method} {url}: not JSON"
+        );
+        ensure!(
+            header(&headers, "cache-control") == "no-store",
+            "{method} {url}: errors must not be cached"
+        );
+        let body: ErrorBody =
+            serde_json::from_slice(&body).with_context(|| format!("{method} {url}: {text}"))?;
+        ensure!(
+            body.error.code == code,
+            "{method} {url}: want {code}, got {}",
+            body.error.code
+        );
+    }
+    ensure!(
+        w.renders()? == renders,
+        "bad requests never reach the renderer"
+    );
+    Ok(())
+}
+
+fn origin_refuses_strangers(w: &World) -> anyhow::Result<()> {
+    let url = format!("{}/og/product.png?title=Sneaky", w.stack.origin_url);
+    let (status, _, body) = w.get(&url)?;
+    ensure!(status == 401, "status {status}");
+    let body: ErrorBody = serde_json::from_slice(&body)?;
+    ensure!(body.error.code == "unauthorized");
+    let wrong = block(async {
+        Ok(w.http
+            .get(&url)
+            .header(imgate_contract::headers::EDGE_TOKEN, "not-the-token-at-all")
+            .send()
+            .await?
+            .status())
+    })?;
+    ensure!(wrong == 401);
+    Ok(())
+}
+
+fn health_endpoints_answer(w: &World) -> anyhow::Result<()> {
+    for base in [&w.stack.edge_url, &w.stack.origin_url] {
+        let (status, _, body) = w.get(&format!("{base}/healthz"))?;
+        ensure!(status == 200, "{base}/healthz: {status}");
+        let json: serde_json::Value = serde_json::from_slice(&body)?;
+        ensure!(json["status"] == "ok", "{base}/healthz: {json}");
+    }
+    Ok(())
+}
