@@ -38,6 +38,10 @@ pub enum ContractError {
     MissingParam { template: String, param: String },
     #[error("parameter {param:?} is longer than {max} characters")]
     ParamTooLong { param: String, max: usize },
+    #[error("parameter {param:?} must be an https:// URL on one of: {allowed}")]
+    UrlNotAllowed { param: String, allowed: String },
+    #[error("template {0:?} has no data source; use /og/{0}.{{ext}}?params")]
+    NoDataSource(String),
     #[error("this URL must be signed: add k (key id) and s (signature)")]
     MissingSignature,
     #[error("signature does not match this URL")]
@@ -64,6 +68,8 @@ impl ContractError {
             Self::UnknownParam { .. } => "unknown-param",
             Self::MissingParam { .. } => "missing-param",
             Self::ParamTooLong { .. } => "param-too-long",
+            Self::UrlNotAllowed { .. } => "url-not-allowed",
+            Self::NoDataSource(_) => "no-data-source",
             Self::MissingSignature => "missing-signature",
             Self::BadSignature => "bad-signature",
             Self::UnknownKey(_) => "unknown-key",
@@ -73,7 +79,7 @@ impl ContractError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            Self::NotFound(_) | Self::UnknownTemplate(_) => 404,
+            Self::NotFound(_) | Self::UnknownTemplate(_) | Self::NoDataSource(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::PathTooLong { .. } => 414,
             Self::QueryTooLong { .. } => 414,

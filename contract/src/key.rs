@@ -22,6 +22,7 @@ impl ObjectKey {
         for field in [
             card.template.as_str(),
             &card.revision.to_string(),
+            card.record.as_deref().unwrap_or(""),
             &encode_params(&card.params),
         ] {
             hasher.update((field.len() as u64).to_be_bytes());
@@ -62,6 +63,7 @@ mod tests {
             template: "product".into(),
             revision,
             format: ImageFormat::Png,
+            record: None,
             params: BTreeMap::from([("title".to_string(), title.to_string())]),
         }
     }
@@ -79,5 +81,14 @@ mod tests {
             "revision is in the key"
         );
         assert_ne!(key, ObjectKey::for_card(&card(1, "b")));
+        let record = CanonicalCard {
+            record: Some("42".into()),
+            ..card(1, "a")
+        };
+        assert_ne!(
+            key,
+            ObjectKey::for_card(&record),
+            "the record is in the key"
+        );
     }
 }

@@ -17,3 +17,5 @@ pub const MAX_VERSION_CHARS: usize = 64;
 pub const MAX_TEMPLATE_NAME_LEN: usize = 64;
 /// Largest card a template may declare, per side, in CSS pixels.
 pub const MAX_CARD_SIDE: u32 = 4096;
+/// Longest record id in a data-source card URL, in bytes.
+pub const MAX_RECORD_ID_LEN: usize = 128;

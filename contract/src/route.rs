@@ -3,10 +3,12 @@
 //! ```text
 //! GET /healthz
 //! GET /og/{template}.{png|jpg|webp}?{params}[&v=…][&k=…&s=…]
+//! GET /og/{template}/{id}.{png|jpg|webp}[?v=…][&k=…&s=…]
 //! ```
 //!
-//! Data-source cards (`/og/{template}/{id}.{ext}`) and renditions
-//! (`/r/{preset}/{source-key}`) become further [`Route`] variants.
+//! The second card form names a record: the origin fetches its data from the
+//! template's data source. Renditions (`/r/{preset}/{source-key}`) become a
+//! further [`Route`] variant.
 
 use crate::{ContractError, ImageFormat, Query, limits};
 
@@ -17,18 +19,25 @@ pub enum Route {
     Card(CardRequest),
 }
 
-/// `/og/{template}.{ext}?params`: a card drawn from query parameters.
+/// A card: `/og/{template}.{ext}?params` draws it from query parameters,
+/// `/og/{template}/{id}.{ext}` from the record `id` of the template's data source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardRequest {
     pub template: String,
+    /// The record id, for data-source cards.
+    pub record: Option<String>,
     pub format: ImageFormat,
     pub query: Query,
 }
 
 impl CardRequest {
-    /// The canonical path (`/og/product.png`), with the canonical extension.
+    /// The canonical path (`/og/product.png`, `/og/listing/42.png`), with the
+    /// canonical extension.
     pub fn path(&self) -> String {
-        format!("/og/{}.{}", self.template, self.format.extension())
+        match &self.record {
+            None => format!("/og/{}.{}", self.template, self.format.extension()),
+            Some(id) => format!("/og/{}/{id}.{}", self.template, self.format.extension()),
+        }
     }
 
     /// The canonical path and query the signature covers.
@@ -62,9 +71,19 @@ pub fn parse(method: &str, path: &str, query: &str) -> Result<Route, ContractErr
 }
 
 fn parse_card(rest: &str, query: &str) -> Result<CardRequest, ContractError> {
-    let (template, ext) = rest
-        .rsplit_once('.')
-        .ok_or_else(|| ContractError::BadPath("expected /og/{template}.{png|jpg|webp}".into()))?;
+    let (stem, ext) = rest.rsplit_once('.').ok_or_else(|| {
+        ContractError::BadPath("expected /og/{template}.{ext} or /og/{template}/{id}.{ext}".into())
+    })?;
+    let (template, record) = match stem.split_once('/') {
+        None => (stem, None),
+        Some((template, id)) if is_valid_record_id(id) => (template, Some(id.to_string())),
+        Some(_) => {
+            return Err(ContractError::BadPath(format!(
+                "record ids are 1-{} letters, digits, '-' and '_'",
+                limits::MAX_RECORD_ID_LEN
+            )));
+        }
+    };
     if !is_valid_template_name(template) {
         return Err(ContractError::BadPath(format!(
             "template names are 1-{} lowercase letters, digits and '-'",
@@ -73,9 +92,20 @@ fn parse_card(rest: &str, query: &str) -> Result<CardRequest, ContractError> {
     }
     Ok(CardRequest {
         template: template.to_string(),
+        record,
         format: ImageFormat::from_extension(ext)?,
         query: Query::parse(query)?,
     })
+}
+
+/// Record ids go into a data-source URL and a hash, never a file path; they are
+/// still kept to a set that needs no escaping anywhere.
+pub fn is_valid_record_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= limits::MAX_RECORD_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Template names double as folder names and key segments, so they are kept to a
@@ -104,6 +134,18 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_data_source_card() {
+        let Route::Card(card) = parse("GET", "/og/listing/ab-12_C.webp", "v=7").unwrap() else {
+            panic!("not a card")
+        };
+        assert_eq!(
+            (card.template.as_str(), card.record.as_deref()),
+            ("listing", Some("ab-12_C"))
+        );
+        assert_eq!(card.signed_string(), "/og/listing/ab-12_C.webp?v=7");
+    }
+
+    #[test]
     fn health_and_errors() {
         assert_eq!(parse("GET", "/healthz", ""), Ok(Route::Health));
         assert!(matches!(
@@ -117,7 +159,9 @@ mod tests {
         for bad in [
             "/og/.png",
             "/og/../x.png",
-            "/og/a/b.png",
+            "/og/a/b/c.png",
+            "/og/a/.png",
+            "/og/a/b%2F.png",
             "/og/A.png",
             "/og/x",
         ] {

@@ -27,8 +27,30 @@ pub struct CardSpec {
     pub width: u32,
     #[serde(default = "default_height")]
     pub height: u32,
+    /// Run the page's scripts. Off by default: cards are HTML and CSS.
+    #[serde(default)]
+    pub javascript: bool,
+    /// Hosts the page may load images and fonts from (`images.example.com`, or
+    /// `*.example.com` for its subdomains). Everything else is blocked.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Where `/og/{template}/{id}.{ext}` cards get their parameters.
+    pub data_source: Option<DataSource>,
     #[serde(default)]
     pub params: BTreeMap<String, ParamSpec>,
+}
+
+/// A JSON API the origin asks for a record's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// The record's URL, with `{id}` where the id goes:
+    /// `https://api.example.com/listings/{id}`.
+    pub url: String,
+    /// Where each parameter is in the JSON, as a JSON pointer (`/seller/name`).
+    /// A parameter not listed is read from the top-level field of its name.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// One parameter of a template.
@@ -42,6 +64,19 @@ pub struct ParamSpec {
     pub max_chars: usize,
     /// Used when the URL leaves the parameter out.
     pub default: Option<String>,
+    #[serde(default)]
+    pub kind: ParamKind,
+}
+
+/// What a parameter's value is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamKind {
+    /// Text, shown as text (HTML-escaped).
+    #[default]
+    Text,
+    /// An `https://` URL on one of the template's `allowed_hosts` (for an image).
+    Url,
 }
 
 fn default_width() -> u32 {
@@ -60,7 +95,11 @@ pub struct CanonicalCard {
     pub template: String,
     pub revision: u32,
     pub format: ImageFormat,
-    /// Every template parameter with a value (given or default), plus `v` if given.
+    /// The data-source record, for `/og/{template}/{id}.{ext}` cards.
+    pub record: Option<String>,
+    /// Parameter cards: every template parameter with a value (given or
+    /// default), plus `v` if given. Record cards: `v` only; the rest comes from
+    /// the data source.
     pub params: BTreeMap<String, String>,
 }
 
@@ -83,6 +122,36 @@ impl CardSpec {
             if param.required && param.default.is_some() {
                 return Err(format!("parameter {name:?} is required and has a default"));
             }
+            if param.kind == ParamKind::Url && spec.allowed_hosts.is_empty() {
+                return Err(format!(
+                    "parameter {name:?} is a url but the template has no allowed_hosts"
+                ));
+            }
+        }
+        for host in &spec.allowed_hosts {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if bare.is_empty()
+                || !bare
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(format!(
+                    "allowed host {host:?} must be a host name like images.example.com"
+                ));
+            }
+        }
+        if let Some(source) = &spec.data_source {
+            if source.url.matches("{id}").count() != 1 {
+                return Err("data_source.url must contain {id} exactly once".into());
+            }
+            if !(source.url.starts_with("https://") || source.url.starts_with("http://")) {
+                return Err("data_source.url must be an http(s) URL".into());
+            }
+            if let Some(unknown) = source.fields.keys().find(|f| !spec.params.contains_key(*f)) {
+                return Err(format!(
+                    "data_source.fields names unknown parameter {unknown:?}"
+                ));
+            }
         }
         Ok(spec)
     }
@@ -91,26 +160,67 @@ impl CardSpec {
     /// parameters are refused rather than ignored, so a typo shows up at once and
     /// junk parameters cannot mint new cache entries.
     pub fn canonicalize(&self, request: &CardRequest) -> Result<CanonicalCard, ContractError> {
-        let mut params = BTreeMap::new();
-        for (name, value) in &request.query.params {
-            if name == VERSION_PARAM {
-                params.insert(name.clone(), value.clone());
-                continue;
+        let mut given = request.query.params.clone();
+        let version = given.remove(VERSION_PARAM);
+        let params = match &request.record {
+            // A record's data comes from the data source; the URL only versions it.
+            Some(_) => {
+                if self.data_source.is_none() {
+                    return Err(ContractError::NoDataSource(request.template.clone()));
+                }
+                if let Some(name) = given.keys().next() {
+                    return Err(ContractError::UnknownParam {
+                        template: request.template.clone(),
+                        param: name.clone(),
+                        allowed: VERSION_PARAM.into(),
+                    });
+                }
+                BTreeMap::new()
             }
-            let Some(spec) = self.params.get(name) else {
+            None => self.check_params(&request.template, given)?,
+        };
+        let mut params = params;
+        if let Some(v) = version {
+            params.insert(VERSION_PARAM.into(), v);
+        }
+        Ok(CanonicalCard {
+            template: request.template.clone(),
+            revision: self.revision,
+            format: request.format,
+            record: request.record.clone(),
+            params,
+        })
+    }
+
+    /// Checks parameters against the schema and fills in defaults: for the query
+    /// of a parameter card, and for the fields read from a data source.
+    pub fn check_params(
+        &self,
+        template: &str,
+        given: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ContractError> {
+        let mut params = BTreeMap::new();
+        for (name, value) in given {
+            let Some(spec) = self.params.get(&name) else {
                 return Err(ContractError::UnknownParam {
-                    template: request.template.clone(),
-                    param: name.clone(),
+                    template: template.to_string(),
+                    param: name,
                     allowed: self.params.keys().cloned().collect::<Vec<_>>().join(", "),
                 });
             };
             if value.chars().count() > spec.max_chars {
                 return Err(ContractError::ParamTooLong {
-                    param: name.clone(),
+                    param: name,
                     max: spec.max_chars,
                 });
             }
-            params.insert(name.clone(), value.clone());
+            if spec.kind == ParamKind::Url && !self.allows_url(&value) {
+                return Err(ContractError::UrlNotAllowed {
+                    param: name,
+                    allowed: self.allowed_hosts.join(", "),
+                });
+            }
+            params.insert(name, value);
         }
         for (name, spec) in &self.params {
             if params.contains_key(name) {
@@ -123,20 +233,80 @@ impl CardSpec {
                 Some(_) => {}
                 None if spec.required => {
                     return Err(ContractError::MissingParam {
-                        template: request.template.clone(),
+                        template: template.to_string(),
                         param: name.clone(),
                     });
                 }
                 None => {}
             }
         }
-        Ok(CanonicalCard {
-            template: request.template.clone(),
-            revision: self.revision,
-            format: request.format,
-            params,
+        Ok(params)
+    }
+
+    /// Reads a record's parameters from its data-source JSON: strings and
+    /// numbers at each parameter's JSON pointer; anything else counts as absent.
+    pub fn params_from_record(
+        &self,
+        template: &str,
+        record: &serde_json::Value,
+    ) -> Result<BTreeMap<String, String>, ContractError> {
+        let fields = self.data_source.as_ref().map(|s| &s.fields);
+        let mut given = BTreeMap::new();
+        for name in self.params.keys() {
+            let pointer = fields
+                .and_then(|f| f.get(name))
+                .cloned()
+                .unwrap_or_else(|| format!("/{name}"));
+            let value = match record.pointer(&pointer) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            if !value.is_empty() {
+                given.insert(name.clone(), value);
+            }
+        }
+        self.check_params(template, given)
+    }
+
+    /// The data-source URL for a record id (ids are `[A-Za-z0-9_-]`, so no escaping is needed).
+    pub fn record_url(&self, id: &str) -> Option<String> {
+        self.data_source.as_ref().map(|s| s.url.replace("{id}", id))
+    }
+
+    /// Whether the page may load `url`: `https` on one of `allowed_hosts`.
+    pub fn allows_url(&self, url: &str) -> bool {
+        https_host(url).is_some_and(|host| {
+            self.allowed_hosts
+                .iter()
+                .any(|allowed| match allowed.strip_prefix("*.") {
+                    Some(parent) => host
+                        .strip_suffix(parent)
+                        .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
+                    None => host == allowed.to_ascii_lowercase(),
+                })
         })
     }
+}
+
+/// The host of an `https://` URL, lowercased, refusing anything unusual
+/// (user info, backslashes, missing host) rather than guessing how a browser
+/// would read it.
+fn https_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty()
+        || authority.contains(['@', '\\', '%'])
+        || url.contains(char::is_whitespace)
+    {
+        return None;
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some(_) => return None,
+        None => authority,
+    };
+    Some(host.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -167,6 +337,7 @@ mod tests {
         assert_eq!((spec.width, spec.height), (1200, 630));
         let c = spec.canonicalize(&card("title=Hi&v=9")).unwrap();
         assert_eq!(c.revision, 3);
+        assert_eq!(c.record, None);
         let got: Vec<_> = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(got, ["brand=imgate", "title=Hi", "v=9"]);
         // Spelling out the default names the same image.
@@ -205,8 +376,119 @@ mod tests {
         );
     }
 
+    const LISTING: &str = r#"
+        revision = 2
+        allowed_hosts = ["images.example.com", "*.cdn.example.com"]
+        [data_source]
+        url = "https://api.example.com/listings/{id}"
+        fields = { title = "/name", photo = "/images/0" }
+        [params.title]
+        required = true
+        [params.price]
+        [params.photo]
+        kind = "url"
+    "#;
+
+    fn parse(url: &str) -> CardRequest {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        match route::parse("GET", path, query).unwrap() {
+            Route::Card(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn record_cards_are_identified_by_id_and_version() {
+        let spec = CardSpec::from_toml(LISTING).unwrap();
+        let c = spec
+            .canonicalize(&parse("/og/listing/42.png?v=2026-11-01"))
+            .unwrap();
+        assert_eq!(c.record.as_deref(), Some("42"));
+        assert_eq!(c.params.len(), 1);
+        assert_eq!(
+            spec.canonicalize(&parse("/og/listing/42.png?title=x"))
+                .unwrap_err()
+                .code(),
+            "unknown-param"
+        );
+        let product = CardSpec::from_toml(PRODUCT).unwrap();
+        assert_eq!(
+            product
+                .canonicalize(&parse("/og/product/42.png"))
+                .unwrap_err()
+                .code(),
+            "no-data-source"
+        );
+        assert_eq!(
+            spec.record_url("42").unwrap(),
+            "https://api.example.com/listings/42"
+        );
+    }
+
+    #[test]
+    fn record_fields_are_read_by_pointer_and_checked() {
+        let spec = CardSpec::from_toml(LISTING).unwrap();
+        let json = serde_json::json!({
+            "name": "Loft <b>", "price": 1200, "images": ["https://a.cdn.example.com/1.jpg"], "ignored": true
+        });
+        let params = spec.params_from_record("listing", &json).unwrap();
+        let got: Vec<_> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            got,
+            [
+                "photo=https://a.cdn.example.com/1.jpg",
+                "price=1200",
+                "title=Loft <b>"
+            ]
+        );
+        let missing = spec
+            .params_from_record("listing", &serde_json::json!({"price": 3}))
+            .unwrap_err();
+        assert_eq!(missing.code(), "missing-param");
+    }
+
+    #[test]
+    fn url_params_must_point_at_allowed_hosts() {
+        let spec = CardSpec::from_toml(LISTING).unwrap();
+        for ok in [
+            "https://images.example.com/a.png",
+            "https://IMAGES.example.com:443/a",
+            "https://x.cdn.example.com/a",
+        ] {
+            assert!(spec.allows_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://images.example.com/a.png",
+            "https://127.0.0.1/",
+            "https://images.example.com.evil.net/",
+            "https://evil.net/?https://images.example.com",
+            "https://user@images.example.com/",
+            "https://cdn.example.com/",
+            "https://images.example.com\\@evil.net/",
+            "javascript:alert(1)",
+            "https://images.example.com:x/",
+        ] {
+            assert!(!spec.allows_url(bad), "{bad}");
+        }
+        let err = spec
+            .canonicalize(&parse(
+                "/og/listing.png?title=t&photo=https%3A%2F%2F10.0.0.1%2Fx",
+            ))
+            .unwrap_err();
+        assert_eq!(err.code(), "url-not-allowed");
+    }
+
     #[test]
     fn rejects_bad_manifests() {
+        assert!(
+            CardSpec::from_toml("revision = 1\n[params.p]\nkind = \"url\"").is_err(),
+            "url without hosts"
+        );
+        assert!(
+            CardSpec::from_toml("revision = 1\n[data_source]\nurl = \"https://x/\"").is_err(),
+            "no {{id}}"
+        );
+        assert!(CardSpec::from_toml("revision = 1\nallowed_hosts = [\"a/b\"]").is_err());
         assert!(CardSpec::from_toml("revision = 1\nwidth = 0").is_err());
         assert!(CardSpec::from_toml("revision = 1\n[params.v]").is_err());
         assert!(CardSpec::from_toml("revision = 1\nsurprise = true").is_err());

@@ -101,6 +101,8 @@ impl Stack {
                 ("AWS_SECRET_ACCESS_KEY", credentials.secret_key.clone()),
                 // Never wander off to an instance-metadata endpoint on a laptop.
                 ("AWS_EC2_METADATA_DISABLED", "true".into()),
+                // Loopback only: the debug routes help work on templates.
+                ("IMGATE_DEBUG_ROUTES", "true".into()),
             ],
             "imgate-origin listening on ",
             opts.start_timeout,

@@ -12,18 +12,34 @@ pub enum OriginError {
     Render(String),
     #[error("rendering took longer than {0} seconds")]
     RenderTimeout(u64),
+    #[error("the renderer is restarting; retry in a second")]
+    RendererRestarting,
     #[error("the image store failed: {0}")]
     Store(String),
+    #[error("the data source has no such record")]
+    RecordNotFound,
+    #[error("the data source failed: {0}")]
+    DataSource(String),
+    #[error("the data source's record does not fit the template: {0}")]
+    BadRecord(ContractError),
 }
 
 impl OriginError {
+    /// Seconds a client should wait before retrying, for errors that pass.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::RendererRestarting).then_some(1)
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Self::Contract(e) => e.status(),
             Self::Unauthorized => 401,
             Self::Render(_) => 502,
             Self::RenderTimeout(_) => 504,
+            Self::RendererRestarting => 503,
             Self::Store(_) => 502,
+            Self::RecordNotFound => 404,
+            Self::DataSource(_) | Self::BadRecord(_) => 502,
         }
     }
 
@@ -33,7 +49,11 @@ impl OriginError {
             Self::Unauthorized => ErrorBody::new("unauthorized", self.to_string()),
             Self::Render(_) => ErrorBody::new("render-failed", self.to_string()),
             Self::RenderTimeout(_) => ErrorBody::new("render-timeout", self.to_string()),
+            Self::RendererRestarting => ErrorBody::new("renderer-restarting", self.to_string()),
             Self::Store(_) => ErrorBody::new("store-failed", self.to_string()),
+            Self::RecordNotFound => ErrorBody::new("record-not-found", self.to_string()),
+            Self::DataSource(_) => ErrorBody::new("data-source-failed", self.to_string()),
+            Self::BadRecord(_) => ErrorBody::new("bad-record", self.to_string()),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `imgate-origin`: renders cards in headless Chromium, stores them in S3 and
 //! serves them to the edge.
 
+mod data;
+mod debug;
 mod error;
 mod metrics;
 mod origin;
@@ -19,8 +21,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use imgate_contract::{Route, route};
 
+use crate::data::DataSources;
 use crate::origin::Origin;
-use crate::render::Renderer;
+use crate::render::{Renderer, RendererOptions};
 use crate::store::Store;
 use crate::templates::Templates;
 
@@ -53,6 +56,9 @@ struct RendererArgs {
     /// Longest one render may take, in seconds, before the page is discarded.
     #[arg(long, env = "IMGATE_RENDER_TIMEOUT_SECS", default_value_t = 10)]
     render_timeout_secs: u64,
+    /// Pages rendering at once (default: one per CPU core).
+    #[arg(long, env = "IMGATE_RENDER_PAGES")]
+    render_pages: Option<usize>,
 }
 
 #[derive(Args)]
@@ -72,6 +78,13 @@ struct ServeArgs {
     /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
     #[arg(long, env = "IMGATE_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
+    /// Longest a data-source record fetch may take, in seconds.
+    #[arg(long, env = "IMGATE_DATA_TIMEOUT_SECS", default_value_t = 5)]
+    data_timeout_secs: u64,
+    /// Serve /debug/templates, /debug/render/... and /debug/html/... without a
+    /// credential. For development only.
+    #[arg(long, env = "IMGATE_DEBUG_ROUTES")]
+    debug_routes: bool,
     #[command(flatten)]
     renderer: RendererArgs,
 }
@@ -109,16 +122,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "IMGATE_EDGE_TOKEN must be at least 16 characters"
     );
     let templates = Templates::load(&args.renderer.templates)?;
-    let renderer = launch(&args.renderer).await?;
+    let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
     let store = Store::connect(args.bucket, args.region, args.s3_endpoint).await;
     tracing::info!(
-        templates = %templates.names().collect::<Vec<_>>().join(","),
+        templates = %templates.iter().map(|(name, _)| name).collect::<Vec<_>>().join(","),
         bucket = store.bucket(),
         "origin configured"
     );
+    let data = DataSources::new(Duration::from_secs(args.data_timeout_secs))?;
+    if args.debug_routes {
+        tracing::warn!(
+            "debug routes are on: /debug/... renders anything for anyone who can reach this port"
+        );
+    }
     let server = Arc::new(server::Server {
-        origin: Origin::new(templates, renderer, store),
+        origin: Origin::new(templates, renderer, store, data),
         edge_token: args.edge_token,
+        debug_routes: args.debug_routes,
     });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -149,8 +169,12 @@ async fn render(args: RenderArgs) -> anyhow::Result<()> {
         );
     };
     let card = templates.canonicalize(&request)?;
-    let page = templates.page(&card)?;
-    let renderer = launch(&args.renderer).await?;
+    anyhow::ensure!(
+        card.record.is_none(),
+        "render takes parameter cards; a data-source card needs the server (try /debug/render/og/...)"
+    );
+    let page = templates.page(&card.template, &card.params)?;
+    let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
     let result = renderer.screenshot(&page, card.format).await;
     renderer.shutdown().await;
     let bytes = result?;
@@ -160,11 +184,14 @@ async fn render(args: RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn launch(args: &RendererArgs) -> anyhow::Result<Renderer> {
-    Renderer::launch(
-        args.chromium.clone(),
-        Duration::from_secs(args.render_timeout_secs),
-    )
+async fn launch(args: &RendererArgs, allowed_hosts: Vec<String>) -> anyhow::Result<Arc<Renderer>> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Renderer::launch(RendererOptions {
+        executable: args.chromium.clone(),
+        pages: args.render_pages.unwrap_or(cores),
+        timeout: Duration::from_secs(args.render_timeout_secs),
+        allowed_hosts,
+    })
     .await
 }
 

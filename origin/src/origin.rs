@@ -1,6 +1,8 @@
 //! The origin's request flow in one place: parse → template → key →
-//! single-flight → (store | render → store) → image.
+//! single-flight → (store | data → render → store) → image.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -8,12 +10,13 @@ use imgate_contract::{
     CanonicalCard, ContractError, ImageFormat, ObjectKey, Route, headers, route,
 };
 
+use crate::data::DataSources;
 use crate::error::OriginError;
 use crate::metrics::Metrics;
 use crate::render::Renderer;
 use crate::singleflight::SingleFlight;
 use crate::store::{PutImage, PutOutcome, Store};
-use crate::templates::Templates;
+use crate::templates::{CardPage, Templates};
 
 /// A finished image, ready to send.
 #[derive(Clone, Debug)]
@@ -25,42 +28,61 @@ pub struct Image {
 
 pub struct Origin {
     pub templates: Templates,
-    pub renderer: Renderer,
+    pub renderer: Arc<Renderer>,
     pub store: Store,
+    pub data: DataSources,
     pub metrics: Metrics,
     flights: SingleFlight<Result<Image, OriginError>>,
 }
 
 impl Origin {
-    pub fn new(templates: Templates, renderer: Renderer, store: Store) -> Self {
+    pub fn new(
+        templates: Templates,
+        renderer: Arc<Renderer>,
+        store: Store,
+        data: DataSources,
+    ) -> Self {
         Self {
             templates,
             renderer,
             store,
+            data,
             metrics: Metrics::default(),
             flights: SingleFlight::default(),
         }
     }
 
+    /// Parses and checks a card URL against its template.
+    pub fn card_for(&self, path: &str, query: &str) -> Result<CanonicalCard, OriginError> {
+        match route::parse("GET", path, query)? {
+            Route::Card(request) => Ok(self.templates.canonicalize(&request)?),
+            Route::Health => Err(ContractError::NotFound(path.to_string()).into()),
+        }
+    }
+
     /// Answers `/og/...`: the stored image, or a freshly rendered and stored one.
     pub async fn card(&self, path: &str, query: &str) -> Result<Image, OriginError> {
-        let request = match route::parse("GET", path, query)? {
-            Route::Card(request) => request,
-            Route::Health => return Err(ContractError::NotFound(path.to_string()).into()),
-        };
-        let card = self.templates.canonicalize(&request)?;
+        let card = self.card_for(path, query)?;
         let key = ObjectKey::for_card(&card);
         self.flights
             .run(key.as_str(), || self.make(card, key.clone()))
             .await
     }
 
+    /// The filled-in template for a card: its query parameters, or its record's fields.
+    pub async fn page(&self, card: &CanonicalCard) -> Result<CardPage, OriginError> {
+        let params = match &card.record {
+            None => card.params.clone(),
+            Some(id) => self.record_params(card, id).await?,
+        };
+        self.templates
+            .page(&card.template, &params)
+            .map_err(|e| OriginError::Render(format!("template {}: {e:#}", card.template)))
+    }
+
     /// Renders a card, counting it.
-    async fn render(&self, card: &CanonicalCard) -> Result<Vec<u8>, OriginError> {
-        let page = self
-            .templates
-            .page(card)
-            .map_err(|e| OriginError::Render(format!("template {}: {e:#}", card.template)))?;
+    pub async fn render(&self, card: &CanonicalCard) -> Result<Vec<u8>, OriginError> {
+        let page = self.page(card).await?;
         let started = Instant::now();
         let result = self.renderer.screenshot(&page, card.format).await;
         Metrics::inc(match &result {
@@ -72,6 +94,20 @@ impl Origin {
             std::sync::atomic::Ordering::Relaxed,
         );
         result
+    }
+
+    async fn record_params(
+        &self,
+        card: &CanonicalCard,
+        id: &str,
+    ) -> Result<BTreeMap<String, String>, OriginError> {
+        let spec = self.templates.spec(&card.template)?;
+        let url = spec
+            .record_url(id)
+            .ok_or_else(|| ContractError::NoDataSource(card.template.clone()))?;
+        let record = self.data.fetch(&url).await?;
+        spec.params_from_record(&card.template, &record)
+            .map_err(OriginError::BadRecord)
     }
 
     async fn make(&self, card: CanonicalCard, key: ObjectKey) -> Result<Image, OriginError> {
@@ -87,6 +123,21 @@ impl Origin {
         let started = Instant::now();
         let bytes = Bytes::from(self.render(&card).await?);
         let render_ms = started.elapsed().as_millis() as u64;
+        let mut metadata = vec![
+            ("template", card.template.clone()),
+            ("revision", card.revision.to_string()),
+            (
+                "renderer",
+                format!(
+                    "imgate-origin/{} {}",
+                    env!("CARGO_PKG_VERSION"),
+                    self.renderer.version().await
+                ),
+            ),
+        ];
+        if let Some(id) = &card.record {
+            metadata.push(("record", id.clone()));
+        }
         let outcome = self
             .store
             .put(PutImage {
@@ -94,18 +145,7 @@ impl Origin {
                 bytes: bytes.clone(),
                 content_type: card.format.content_type(),
                 cache_control: headers::IMMUTABLE,
-                metadata: vec![
-                    ("template", card.template.clone()),
-                    ("revision", card.revision.to_string()),
-                    (
-                        "renderer",
-                        format!(
-                            "imgate-origin/{} {}",
-                            env!("CARGO_PKG_VERSION"),
-                            self.renderer.version()
-                        ),
-                    ),
-                ],
+                metadata,
             })
             .await
             .map_err(OriginError::Store)?;

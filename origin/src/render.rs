@@ -1,190 +1,333 @@
-//! Cards rendered by one long-lived headless Chromium.
+//! Cards rendered by one long-lived headless Chromium with a bounded pool of pages.
 //!
-//! Every CDP call runs under the render timeout: a hung renderer makes the next
-//! call hang forever (the crate's own timeout did not fire in our tests), so a
-//! page that times out is thrown away and a fresh one opened.
+//! Measured failure modes shape this module: a hung renderer makes the next CDP
+//! call hang forever (the crate's own timeout did not fire), and a killed browser
+//! leaves calls hanging and a zombie process. So every render runs under an
+//! outer timeout, a page that failed or timed out is thrown away rather than
+//! reused, and a supervisor relaunches a dead browser and reaps the old process.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use chromiumoxide::cdp::browser_protocol::emulation::{
     SetDeviceMetricsOverrideParams, SetScriptExecutionDisabledParams,
 };
-use chromiumoxide::cdp::browser_protocol::network::{
-    BlockPattern, EnableParams, SetBlockedUrLsParams,
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, ContinueRequestParams, EventRequestPaused, FailRequestParams,
 };
+use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
-use tokio::sync::Mutex;
-
-use imgate_contract::ImageFormat;
+use imgate_contract::{CardSpec, ImageFormat};
+use tokio::sync::{Notify, RwLock, Semaphore};
 
 use crate::error::OriginError;
 use crate::templates::CardPage;
+
+/// Chromium flags for a headless renderer on a server with no network to spare:
+/// no GPU, no QUIC, no background traffic, no first-run work. Written without
+/// the leading `--`, which chromiumoxide adds (with it, Chromium silently
+/// ignores the flag).
+const CHROMIUM_FLAGS: &[&str] = &[
+    "disable-gpu",
+    "disable-quic",
+    "no-first-run",
+    "disable-background-networking",
+    "disable-component-update",
+    "disable-sync",
+    "disable-dev-shm-usage",
+    "font-render-hinting=none",
+];
 
 /// Encoder quality for lossy formats: visually clean text at a fraction of PNG's size.
 const JPEG_QUALITY: i64 = 88;
 const WEBP_QUALITY: i64 = 88;
 
-/// Chromium flags for a headless renderer on a server with no network to spare:
-/// no GPU, no QUIC, no background traffic to Google, no first-run work.
-const CHROMIUM_FLAGS: &[&str] = &[
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--font-render-hinting=none",
-];
+/// How the pool is set up.
+#[derive(Debug, Clone)]
+pub struct RendererOptions {
+    /// Chromium executable; `None` looks for chromium/google-chrome on PATH.
+    pub executable: Option<PathBuf>,
+    /// Pages rendering at once.
+    pub pages: usize,
+    /// Longest one render may take.
+    pub timeout: Duration,
+    /// Every host any template allows (`Templates::allowed_hosts`). Chromium
+    /// cannot even resolve any other name, so nothing else can be connected to.
+    pub allowed_hosts: Vec<String>,
+}
 
 pub struct Renderer {
-    browser: Mutex<Browser>,
-    page: Mutex<Option<Page>>,
-    timeout: Duration,
-    alive: Arc<AtomicBool>,
+    options: RendererOptions,
+    executable: PathBuf,
+    browser: RwLock<Arc<BrowserSlot>>,
+    idle: StdMutex<Vec<PooledPage>>,
+    permits: Semaphore,
+    died: Arc<Notify>,
     closing: Arc<AtomicBool>,
+    generation: AtomicU64,
+    /// How many times the browser was relaunched after dying.
+    pub relaunches: AtomicU64,
+}
+
+/// One running browser process. `new_page` needs only a shared borrow; the
+/// exclusive one (kill, wait, exit check) is never held across a CDP call.
+struct BrowserSlot {
+    browser: RwLock<Browser>,
+    generation: u64,
+    /// `true` while the process runs; renders in flight watch it to fail at
+    /// once when the browser dies instead of waiting out their timeout.
+    alive: Arc<tokio::sync::watch::Sender<bool>>,
     version: String,
     _profile: tempfile::TempDir,
 }
 
+/// A page kept for reuse, with the policy its network interceptor enforces.
+struct PooledPage {
+    page: Page,
+    generation: u64,
+    policy: Arc<StdMutex<Option<Arc<CardSpec>>>>,
+    interceptor: tokio::task::JoinHandle<()>,
+}
+
+/// A page leaves the pool only when it failed, timed out or its browser is gone:
+/// close its tab in the background so nothing leaks inside Chromium.
+impl Drop for PooledPage {
+    fn drop(&mut self) {
+        self.interceptor.abort();
+        let page = self.page.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), page.close()).await;
+            });
+        }
+    }
+}
+
 impl Renderer {
-    /// Starts Chromium. `executable` defaults to the first of chromium,
-    /// chromium-browser, google-chrome found on PATH.
-    pub async fn launch(executable: Option<PathBuf>, timeout: Duration) -> anyhow::Result<Self> {
-        let executable = match executable {
-            Some(path) => path,
+    /// Starts Chromium and the supervisor that relaunches it if it dies.
+    pub async fn launch(options: RendererOptions) -> anyhow::Result<Arc<Self>> {
+        let executable = match &options.executable {
+            Some(path) => path.clone(),
             None => find_chromium().context(
                 "no Chromium found: install it (apt-get install chromium) or set IMGATE_CHROMIUM",
             )?,
         };
-        // A fresh profile per process: no shared state, no stale locks.
-        let profile = tempfile::Builder::new()
-            .prefix("imgate-chromium-")
-            .tempdir()?;
-        let config = BrowserConfig::builder()
-            .chrome_executable(&executable)
-            .no_sandbox()
-            .user_data_dir(profile.path())
-            .viewport(None)
-            .launch_timeout(Duration::from_secs(30))
-            .request_timeout(timeout)
-            .args(CHROMIUM_FLAGS.iter().copied())
-            .build()
-            .map_err(|e| anyhow::anyhow!("chromium config: {e}"))?;
-        let (browser, mut handler) = Browser::launch(config)
-            .await
-            .with_context(|| format!("cannot start {}", executable.display()))?;
-        let alive = Arc::new(AtomicBool::new(true));
+        let died = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
-        let (alive_flag, closing_flag) = (alive.clone(), closing.clone());
-        tokio::spawn(async move {
-            while let Some(event) = handler.next().await {
-                if let Err(e) = event {
-                    tracing::debug!("chromium event error: {e}");
-                }
-            }
-            alive_flag.store(false, Ordering::SeqCst);
-            if closing_flag.load(Ordering::SeqCst) {
-                tracing::info!("chromium closed");
-            } else {
-                tracing::error!(
-                    "chromium connection lost: renders will fail until the origin restarts"
-                );
-            }
-        });
-        let version = tokio::time::timeout(timeout, browser.version())
-            .await
-            .context("chromium did not answer")??
-            .product;
-        tracing::info!(chromium = %version, executable = %executable.display(), "renderer ready");
-        Ok(Self {
-            browser: Mutex::new(browser),
-            page: Mutex::new(None),
-            timeout,
-            alive,
+        let first = launch_browser(&executable, &options, 0, &died, &closing).await?;
+        tracing::info!(chromium = %first.version, executable = %executable.display(), pages = options.pages, "renderer ready");
+        let renderer = Arc::new(Self {
+            permits: Semaphore::new(options.pages.max(1)),
+            options,
+            executable,
+            browser: RwLock::new(Arc::new(first)),
+            idle: StdMutex::new(Vec::new()),
+            died,
             closing,
-            version,
-            _profile: profile,
-        })
+            generation: AtomicU64::new(0),
+            relaunches: AtomicU64::new(0),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&renderer)));
+        Ok(renderer)
     }
 
-    pub fn version(&self) -> &str {
-        &self.version
+    pub async fn version(&self) -> String {
+        self.browser.read().await.version.clone()
     }
 
-    pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst)
+    pub async fn is_alive(&self) -> bool {
+        *self.browser.read().await.alive.borrow()
     }
 
     /// Renders a page at its size in CSS pixels, encoded by Chromium.
-    #[tracing::instrument(name = "imgate.origin.render", skip_all, fields(width = page.width, height = page.height))]
+    #[tracing::instrument(name = "imgate.origin.render", skip_all, fields(width = page.spec.width, height = page.spec.height))]
     pub async fn screenshot(
         &self,
         page: &CardPage,
         format: ImageFormat,
     ) -> Result<Vec<u8>, OriginError> {
-        let mut slot = self.page.lock().await;
-        let outcome = tokio::time::timeout(self.timeout, async {
-            if slot.is_none() {
-                *slot = Some(self.new_page().await?);
-            }
-            let tab = slot.as_ref().expect("just filled");
-            tab.execute(SetDeviceMetricsOverrideParams::new(
-                page.width,
-                page.height,
-                1.0,
-                false,
-            ))
-            .await?;
-            tab.set_content(&page.html).await?;
-            tab.screenshot(screenshot_params(format)).await
-        })
-        .await;
+        let _permit = self.permits.acquire().await.expect("never closed");
+        if !self.is_alive().await {
+            // Relaunching takes about a second; failing fast beats hanging.
+            return Err(OriginError::RendererRestarting);
+        }
+        let timeout = self.options.timeout;
+        let mut alive = self.browser.read().await.alive.subscribe();
+        let render = tokio::time::timeout(timeout, async {
+            let tab = self.checkout().await?;
+            let result = render_on(&tab, page, format).await;
+            Ok::<_, chromiumoxide::error::CdpError>((tab, result))
+        });
+        let outcome = tokio::select! {
+            outcome = render => outcome,
+            _ = alive.wait_for(|alive| !*alive) => return Err(OriginError::RendererRestarting),
+        };
         match outcome {
-            Ok(Ok(png)) => Ok(png),
-            Ok(Err(e)) => {
-                // The page may be in any state; start the next render on a fresh one.
-                discard(slot.take());
+            Ok(Ok((tab, Ok(bytes)))) => {
+                self.checkin(tab);
+                Ok(bytes)
+            }
+            // The page may be in any state: never reuse it (dropping closes it).
+            // The browser may be gone too: have the supervisor look now.
+            Ok(Ok((tab, Err(e)))) => {
+                drop(tab);
+                self.died.notify_one();
                 Err(OriginError::Render(e.to_string()))
             }
+            Ok(Err(e)) => {
+                self.died.notify_one();
+                Err(OriginError::Render(format!("no page available: {e}")))
+            }
+            // Dropping the future dropped the page with it (closed in the background).
             Err(_) => {
-                discard(slot.take());
-                Err(OriginError::RenderTimeout(self.timeout.as_secs()))
+                self.died.notify_one();
+                Err(OriginError::RenderTimeout(timeout.as_secs()))
             }
         }
     }
 
-    async fn new_page(&self) -> chromiumoxide::Result<Page> {
-        let page = self.browser.lock().await.new_page("about:blank").await?;
-        // Cards are self-contained: no script, no network. Template parameters
-        // are escaped, and even if markup slipped through it could not fetch
-        // anything, internal or not. `data:` URLs are not network requests.
-        page.execute(SetScriptExecutionDisabledParams::new(true))
-            .await?;
-        page.execute(EnableParams::default()).await?;
-        page.execute(
-            SetBlockedUrLsParams::builder()
-                .url_pattern(BlockPattern::new("*://*:*", true))
-                .build(),
+    /// An idle page of the current browser, or a new one.
+    async fn checkout(&self) -> chromiumoxide::Result<PooledPage> {
+        let slot = self.browser.read().await.clone();
+        let reusable = {
+            let mut idle = self.idle.lock().expect("page pool poisoned");
+            // Pages of a dead browser are useless; drop them.
+            idle.retain(|p| p.generation == slot.generation);
+            idle.pop()
+        };
+        if let Some(page) = reusable {
+            return Ok(page);
+        }
+        let page = slot.browser.read().await.new_page("about:blank").await?;
+        let policy: Arc<StdMutex<Option<Arc<CardSpec>>>> = Arc::default();
+        // Every request the page makes is paused here and allowed only if the
+        // current template lists its host. `data:` URLs are not requests.
+        page.execute(fetch::EnableParams::default()).await?;
+        let mut paused = page.event_listener::<EventRequestPaused>().await?;
+        let (interceptor_page, interceptor_policy) = (page.clone(), policy.clone());
+        let interceptor = tokio::spawn(async move {
+            while let Some(event) = paused.next().await {
+                let url = &event.request.url;
+                let allowed = interceptor_policy
+                    .lock()
+                    .expect("policy poisoned")
+                    .as_ref()
+                    .is_some_and(|spec| spec.allows_url(url));
+                let answer = if allowed {
+                    interceptor_page
+                        .execute(ContinueRequestParams::new(event.request_id.clone()))
+                        .await
+                        .map(drop)
+                } else {
+                    tracing::warn!(url = %truncate(url, 120), "card page request blocked");
+                    interceptor_page
+                        .execute(FailRequestParams::new(
+                            event.request_id.clone(),
+                            ErrorReason::BlockedByClient,
+                        ))
+                        .await
+                        .map(drop)
+                };
+                if answer.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(PooledPage {
+            page,
+            generation: slot.generation,
+            policy,
+            interceptor,
+        })
+    }
+
+    fn checkin(&self, page: PooledPage) {
+        *page.policy.lock().expect("policy poisoned") = None;
+        self.idle.lock().expect("page pool poisoned").push(page);
+    }
+
+    /// Whether the current browser process has exited (reaping it if so). The
+    /// CDP connection does not always notice a killed browser, so the process
+    /// is asked directly.
+    async fn check_exited(&self) {
+        let slot = self.browser.read().await.clone();
+        let Ok(mut browser) = slot.browser.try_write() else {
+            return; // busy with a call; the next check will look
+        };
+        if let Ok(Some(status)) = browser.try_wait()
+            && slot.alive.send_replace(false)
+            && !self.closing.load(Ordering::SeqCst)
+        {
+            tracing::error!(generation = slot.generation, %status, "chromium exited; relaunching");
+        }
+    }
+
+    /// Replaces a dead browser with a fresh one and reaps the old process.
+    async fn relaunch_if_dead(&self) -> anyhow::Result<()> {
+        let mut slot = self.browser.write().await;
+        if *slot.alive.borrow() || self.closing.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let fresh = launch_browser(
+            &self.executable,
+            &self.options,
+            generation,
+            &self.died,
+            &self.closing,
         )
         .await?;
-        Ok(page)
+        let old = std::mem::replace(&mut *slot, Arc::new(fresh));
+        drop(slot);
+        self.relaunches.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(generation, "chromium relaunched");
+        reap(old).await;
+        Ok(())
     }
 
     /// Closes Chromium and waits for the process, so no zombie is left.
     pub async fn shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        let mut browser = self.browser.lock().await;
+        self.idle.lock().expect("page pool poisoned").clear();
+        let slot = self.browser.read().await.clone();
+        let mut browser = slot.browser.write().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), browser.close()).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
     }
+
+    /// Kills the browser process, as a crash would (for tests of the supervisor).
+    #[cfg(test)]
+    pub async fn kill_browser(&self) {
+        let slot = self.browser.read().await.clone();
+        let _ = slot.browser.write().await.kill().await;
+    }
+}
+
+async fn render_on(
+    tab: &PooledPage,
+    page: &CardPage,
+    format: ImageFormat,
+) -> chromiumoxide::Result<Vec<u8>> {
+    *tab.policy.lock().expect("policy poisoned") = Some(page.spec.clone());
+    tab.page
+        .execute(SetScriptExecutionDisabledParams::new(!page.spec.javascript))
+        .await?;
+    tab.page
+        .execute(SetDeviceMetricsOverrideParams::new(
+            page.spec.width,
+            page.spec.height,
+            1.0,
+            false,
+        ))
+        .await?;
+    tab.page.set_content(&page.html).await?;
+    tab.page.screenshot(screenshot_params(format)).await
 }
 
 fn screenshot_params(format: ImageFormat) -> ScreenshotParams {
@@ -201,11 +344,119 @@ fn screenshot_params(format: ImageFormat) -> ScreenshotParams {
     .build()
 }
 
-fn discard(page: Option<Page>) {
-    if let Some(page) = page {
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(2), page.close()).await;
-        });
+async fn launch_browser(
+    executable: &std::path::Path,
+    options: &RendererOptions,
+    generation: u64,
+    died: &Arc<Notify>,
+    closing: &Arc<AtomicBool>,
+) -> anyhow::Result<BrowserSlot> {
+    // A fresh profile per browser: no shared state, no stale locks.
+    let profile = tempfile::Builder::new()
+        .prefix("imgate-chromium-")
+        .tempdir()?;
+    let config = BrowserConfig::builder()
+        .chrome_executable(executable)
+        .no_sandbox()
+        .user_data_dir(profile.path())
+        .viewport(None)
+        .launch_timeout(Duration::from_secs(30))
+        .request_timeout(options.timeout)
+        .args(CHROMIUM_FLAGS.iter().copied())
+        .args(network_lockdown(&options.allowed_hosts))
+        .build()
+        .map_err(|e| anyhow::anyhow!("chromium config: {e}"))?;
+    let (browser, mut handler) = Browser::launch(config)
+        .await
+        .with_context(|| format!("cannot start {}", executable.display()))?;
+    let alive = Arc::new(tokio::sync::watch::Sender::new(true));
+    let (alive_flag, died, closing) = (alive.clone(), died.clone(), closing.clone());
+    tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if let Err(e) = event {
+                tracing::debug!("chromium event error: {e}");
+            }
+        }
+        alive_flag.send_replace(false);
+        if closing.load(Ordering::SeqCst) {
+            tracing::info!("chromium closed");
+        } else {
+            tracing::error!(generation, "chromium died; relaunching");
+            died.notify_one();
+        }
+    });
+    let version = tokio::time::timeout(options.timeout, browser.version())
+        .await
+        .context("chromium did not answer")??
+        .product;
+    Ok(BrowserSlot {
+        browser: RwLock::new(browser),
+        generation,
+        alive,
+        version,
+        _profile: profile,
+    })
+}
+
+/// How often the supervisor asks whether the browser process is still there.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Relaunches a dead browser, until the renderer is dropped. Death is noticed
+/// either way: the CDP connection ending, or the process having exited.
+async fn supervise(renderer: std::sync::Weak<Renderer>) {
+    loop {
+        let Some(died) = renderer.upgrade().map(|r| r.died.clone()) else {
+            return;
+        };
+        tokio::select! {
+            _ = died.notified() => {}
+            _ = tokio::time::sleep(EXIT_CHECK_INTERVAL) => {}
+        }
+        let Some(renderer) = renderer.upgrade() else {
+            return;
+        };
+        if renderer.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        renderer.check_exited().await;
+        // Retry with a pause: a browser that cannot start should not spin a core.
+        while let Err(e) = renderer.relaunch_if_dead().await {
+            tracing::error!("cannot relaunch chromium: {e:#}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// Kills what is left of a dead browser and waits for the process to exit.
+async fn reap(slot: Arc<BrowserSlot>) {
+    let mut browser = slot.browser.write().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), browser.kill()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
+}
+
+/// Page-level interception applies each template's own allowlist, but it only
+/// sees the main frame's requests: an out-of-process iframe, a preconnect or a
+/// speculative fetch still opened sockets in our tests. So the browser itself
+/// gets no route anywhere but the allowed hosts: every other connection goes
+/// to a proxy whose name cannot resolve (loopback included, which Chromium
+/// otherwise never proxies), so no socket is ever opened.
+fn network_lockdown(allowed: &[String]) -> Vec<String> {
+    const NOWHERE: &str = "imgate-no-network.invalid";
+    let mut rules = vec!["MAP * ~NOTFOUND".to_string()];
+    rules.extend(allowed.iter().map(|host| format!("EXCLUDE {host}")));
+    let mut bypass = vec!["<-loopback>".to_string()];
+    bypass.extend(allowed.iter().cloned());
+    vec![
+        format!("host-resolver-rules={}", rules.join(", ")),
+        format!("proxy-server=http://{NOWHERE}:9"),
+        format!("proxy-bypass-list={}", bypass.join(";")),
+    ]
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
     }
 }
 
@@ -221,3 +472,7 @@ fn find_chromium() -> Option<PathBuf> {
     .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
     .find(|candidate| candidate.is_file())
 }
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

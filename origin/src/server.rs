@@ -7,6 +7,7 @@ use imgate_contract::{ContractError, headers, sign::constant_time_eq};
 use warp::Filter;
 use warp::http::{Response, StatusCode};
 
+use crate::debug;
 use crate::error::OriginError;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -16,6 +17,9 @@ type Reply = warp::reply::Response;
 pub struct Server {
     pub origin: Origin,
     pub edge_token: String,
+    /// Serve `/debug/...` (no credential needed): for development, never on a
+    /// public network.
+    pub debug_routes: bool,
 }
 
 pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
@@ -47,7 +51,7 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = In
 impl Server {
     async fn handle(&self, method: &str, path: &str, query: &str, token: Option<&str>) -> Reply {
         match path {
-            "/healthz" => return self.health(),
+            "/healthz" => return self.health().await,
             "/metrics" => {
                 return Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
@@ -55,6 +59,11 @@ impl Server {
                     .expect("static response");
             }
             _ => {}
+        }
+        if self.debug_routes
+            && let Some(rest) = path.strip_prefix("/debug")
+        {
+            return self.debug(rest, query).await;
         }
         if method != "GET" && method != "HEAD" {
             return self.reject(ContractError::MethodNotAllowed(method.to_string()).into());
@@ -73,8 +82,60 @@ impl Server {
         }
     }
 
-    fn health(&self) -> Reply {
-        let (status, body) = if self.origin.renderer.is_alive() {
+    /// Direct calls for working on templates: `/debug/templates`,
+    /// `/debug/render/og/...` (render without storing) and `/debug/html/og/...`.
+    async fn debug(&self, rest: &str, query: &str) -> Reply {
+        if rest == "/templates" {
+            return json(StatusCode::OK, &debug::templates(&self.origin.templates));
+        }
+        let (kind, card_path) = match rest.split_once("/og/") {
+            Some((kind @ ("/render" | "/html"), tail)) => (kind, format!("/og/{tail}")),
+            _ => return error(&ContractError::NotFound(format!("/debug{rest}")).into()),
+        };
+        let card = match self.origin.card_for(&card_path, query) {
+            Ok(card) => card,
+            Err(e) => return self.reject(e),
+        };
+        let started = std::time::Instant::now();
+        let page = match self.origin.page(&card).await {
+            Ok(page) => page,
+            Err(e) => return self.reject(e),
+        };
+        let page_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if kind == "/html" {
+            return Response::builder()
+                .header("content-type", "text/html; charset=utf-8")
+                // The page is for looking at, not for running or fetching anything.
+                .header(
+                    "content-security-policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; font-src data: https:",
+                )
+                .header("x-content-type-options", "nosniff")
+                .header("cache-control", headers::NO_STORE)
+                .body(page.html.into())
+                .expect("valid headers");
+        }
+        let render_started = std::time::Instant::now();
+        match self.origin.renderer.screenshot(&page, card.format).await {
+            Ok(bytes) => Response::builder()
+                .header("content-type", card.format.content_type())
+                .header("cache-control", headers::NO_STORE)
+                .header(
+                    "server-timing",
+                    format!(
+                        "page;dur={page_ms:.1};desc=\"template and data\", render;dur={:.1};desc=\"chromium\"",
+                        render_started.elapsed().as_secs_f64() * 1000.0
+                    ),
+                )
+                .header("x-imgate-bytes", bytes.len())
+                .body(bytes.into())
+                .expect("valid headers"),
+            Err(e) => self.reject(e),
+        }
+    }
+
+    async fn health(&self) -> Reply {
+        let (status, body) = if self.origin.renderer.is_alive().await {
             (StatusCode::OK, r#"{"status":"ok"}"#)
         } else {
             (
@@ -100,8 +161,21 @@ impl Server {
     }
 }
 
-fn error(e: &OriginError) -> Reply {
+fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", headers::NO_STORE)
+        .body(value.to_string().into())
+        .expect("valid status")
+}
+
+fn error(e: &OriginError) -> Reply {
+    let mut response = Response::builder();
+    if let Some(seconds) = e.retry_after() {
+        response = response.header("retry-after", seconds);
+    }
+    response
         .status(e.status())
         .header("content-type", "application/json")
         .header("cache-control", headers::NO_STORE)

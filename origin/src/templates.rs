@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use imgate_contract::{
@@ -12,15 +13,14 @@ use imgate_contract::{
 /// The HTML file inside each template folder.
 pub const HTML_FILE: &str = "card.html";
 
-/// A rendered template, ready for the browser.
+/// A filled-in template, ready for the browser.
 pub struct CardPage {
     pub html: String,
-    pub width: u32,
-    pub height: u32,
+    pub spec: Arc<CardSpec>,
 }
 
 pub struct Templates {
-    specs: BTreeMap<String, CardSpec>,
+    specs: BTreeMap<String, Arc<CardSpec>>,
     env: minijinja::Environment<'static>,
 }
 
@@ -30,7 +30,6 @@ impl Templates {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let mut specs = BTreeMap::new();
         let mut env = minijinja::Environment::new();
-        // `.html` names turn on HTML autoescaping; be explicit anyway.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         let entries = std::fs::read_dir(dir)
@@ -59,7 +58,7 @@ impl Templates {
                 .with_context(|| format!("cannot read {}", html_path.display()))?;
             env.add_template_owned(name.clone(), html)
                 .with_context(|| format!("{} does not parse", html_path.display()))?;
-            specs.insert(name, spec);
+            specs.insert(name, Arc::new(spec));
         }
         anyhow::ensure!(
             !specs.is_empty(),
@@ -69,36 +68,50 @@ impl Templates {
         Ok(Self { specs, env })
     }
 
+    pub fn spec(&self, name: &str) -> Result<&Arc<CardSpec>, ContractError> {
+        self.specs
+            .get(name)
+            .ok_or_else(|| ContractError::UnknownTemplate(name.to_string()))
+    }
+
+    /// Every host some template lets its page load from.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .specs
+            .values()
+            .flat_map(|spec| spec.allowed_hosts.iter().cloned())
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<CardSpec>)> {
+        self.specs.iter().map(|(name, spec)| (name.as_str(), spec))
+    }
+
     /// Checks a request against its template's schema.
     pub fn canonicalize(&self, request: &CardRequest) -> Result<CanonicalCard, ContractError> {
-        self.specs
-            .get(&request.template)
-            .ok_or_else(|| ContractError::UnknownTemplate(request.template.clone()))?
-            .canonicalize(request)
+        self.spec(&request.template)?.canonicalize(request)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.specs.keys().map(String::as_str)
-    }
-
-    /// The card as a page to screenshot. Parameters are autoescaped, so a title
+    /// The template filled in with `params`. Values are autoescaped, so a title
     /// can never inject markup.
-    pub fn page(&self, card: &CanonicalCard) -> anyhow::Result<CardPage> {
-        let spec = self
-            .specs
-            .get(&card.template)
-            .with_context(|| format!("no template {:?}", card.template))?;
-        let mut ctx: BTreeMap<&str, minijinja::Value> = card
-            .params
+    pub fn page(
+        &self,
+        template: &str,
+        params: &BTreeMap<String, String>,
+    ) -> anyhow::Result<CardPage> {
+        let spec = self.spec(template)?.clone();
+        let mut ctx: BTreeMap<&str, minijinja::Value> = params
             .iter()
             .map(|(k, v)| (k.as_str(), minijinja::Value::from(v.as_str())))
             .collect();
         ctx.insert("width", spec.width.into());
         ctx.insert("height", spec.height.into());
         Ok(CardPage {
-            html: self.env.get_template(&card.template)?.render(ctx)?,
-            width: spec.width,
-            height: spec.height,
+            html: self.env.get_template(template)?.render(ctx)?,
+            spec,
         })
     }
 }
@@ -115,7 +128,10 @@ mod tests {
     #[test]
     fn shipped_templates_load_and_escape() {
         let t = shipped();
-        assert!(t.names().any(|n| n == "product"));
+        let names: Vec<_> = t.iter().map(|(n, _)| n).collect();
+        for want in ["article", "basic", "product"] {
+            assert!(names.contains(&want), "{names:?}");
+        }
         let Route::Card(req) = route::parse(
             "GET",
             "/og/product.png",
@@ -125,14 +141,15 @@ mod tests {
             unreachable!()
         };
         let card = t.canonicalize(&req).unwrap();
-        let page = t.page(&card).unwrap();
-        assert_eq!((page.width, page.height), (1200, 630));
-        let html = page.html;
+        let page = t.page(&card.template, &card.params).unwrap();
+        assert_eq!((page.spec.width, page.spec.height), (1200, 630));
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
-            "{html}"
+            page.html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{}",
+            page.html
         );
-        assert!(!html.contains("<script>"));
-        assert!(html.contains("$19") && html.contains("width: 1200px"));
+        assert!(!page.html.contains("<script>"));
+        assert!(page.html.contains("$19") && page.html.contains("width: 1200px"));
     }
 }
