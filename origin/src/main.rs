@@ -123,7 +123,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let templates = Templates::load(&args.renderer.templates)?;
     let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
-    let store = Store::connect(args.bucket, args.region, args.s3_endpoint).await;
+    let store = Store::connect(args.bucket, args.region, args.s3_endpoint, None).await;
     tracing::info!(
         templates = %templates.iter().map(|(name, _)| name).collect::<Vec<_>>().join(","),
         bucket = store.bucket(),

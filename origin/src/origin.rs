@@ -161,3 +161,7 @@ impl Origin {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "origin_tests.rs"]
+mod tests;

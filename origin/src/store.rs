@@ -31,8 +31,14 @@ pub struct Store {
 
 impl Store {
     /// Connects with the standard AWS credential chain (environment, profile,
-    /// container or instance role); `endpoint` points at an S3-compatible server.
-    pub async fn connect(bucket: String, region: String, endpoint: Option<String>) -> Self {
+    /// container or instance role), or with `credentials` (access key, secret)
+    /// when given; `endpoint` points at an S3-compatible server.
+    pub async fn connect(
+        bucket: String,
+        region: String,
+        endpoint: Option<String>,
+        credentials: Option<(String, String)>,
+    ) -> Self {
         use aws_smithy_http_client::tls;
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
@@ -44,6 +50,11 @@ impl Store {
             .http_client(http);
         if let Some(endpoint) = &endpoint {
             loader = loader.endpoint_url(endpoint);
+        }
+        if let Some((access_key, secret)) = credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                access_key, secret, None, None, "imgate",
+            ));
         }
         let shared = loader.load().await;
         let config = aws_sdk_s3::config::Builder::from(&shared)
