@@ -3,6 +3,7 @@
 
 mod data;
 mod debug;
+mod encode;
 mod error;
 mod metrics;
 mod origin;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::Engine;
 use chromiumoxide::cdp::browser_protocol::emulation::{
     SetDeviceMetricsOverrideParams, SetScriptExecutionDisabledParams,
 };
@@ -19,13 +20,15 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
     self, ContinueRequestParams, EventRequestPaused, FailRequestParams,
 };
 use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
-use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
-use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, CaptureScreenshotParams,
+};
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
 use imgate_contract::{CardSpec, ImageFormat};
 use tokio::sync::{Notify, RwLock, Semaphore};
 
+use crate::encode;
 use crate::error::OriginError;
 use crate::templates::CardPage;
 
@@ -171,7 +174,15 @@ impl Renderer {
         match outcome {
             Ok(Ok((tab, Ok(bytes)))) => {
                 self.checkin(tab);
-                Ok(bytes)
+                match format {
+                    ImageFormat::Png => {
+                        tokio::task::spawn_blocking(move || encode::palette_png(&bytes))
+                            .await
+                            .map_err(|e| OriginError::Render(format!("PNG encoder panicked: {e}")))?
+                            .map_err(|e| OriginError::Render(format!("PNG re-encode: {e:#}")))
+                    }
+                    _ => Ok(bytes),
+                }
             }
             // The page may be in any state: never reuse it (dropping closes it).
             // The browser may be gone too: have the supervisor look now.
@@ -327,13 +338,22 @@ async fn render_on(
         ))
         .await?;
     tab.page.set_content(&page.html).await?;
-    tab.page.screenshot(screenshot_params(format)).await
+    // Page.captureScreenshot directly: chromiumoxide's screenshot() first
+    // activates the target, one more round trip per card for nothing.
+    let shot = tab.page.execute(capture_params(format)).await?;
+    let data: &str = shot.result.data.as_ref();
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| chromiumoxide::error::CdpError::msg(format!("screenshot is not base64: {e}")))
 }
 
-fn screenshot_params(format: ImageFormat) -> ScreenshotParams {
-    let builder = ScreenshotParams::builder();
+/// PNG is captured fast and large, then made small by `encode::palette_png`.
+fn capture_params(format: ImageFormat) -> CaptureScreenshotParams {
+    let builder = CaptureScreenshotParams::builder();
     match format {
-        ImageFormat::Png => builder.format(CaptureScreenshotFormat::Png),
+        ImageFormat::Png => builder
+            .format(CaptureScreenshotFormat::Png)
+            .optimize_for_speed(true),
         ImageFormat::Jpeg => builder
             .format(CaptureScreenshotFormat::Jpeg)
             .quality(JPEG_QUALITY),
