@@ -1,18 +1,6 @@
 //! `imgate-origin`: renders cards in headless Chromium, stores them in S3 and
 //! serves them to the edge.
 
-mod data;
-mod debug;
-mod encode;
-mod error;
-mod metrics;
-mod origin;
-mod render;
-mod server;
-mod singleflight;
-mod store;
-mod templates;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,11 +10,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use imgate_contract::{Route, route};
 
-use crate::data::DataSources;
-use crate::origin::Origin;
-use crate::render::{Renderer, RendererOptions};
-use crate::store::Store;
-use crate::templates::Templates;
+use imgate_origin::data::DataSources;
+use imgate_origin::origin::Origin;
+use imgate_origin::render::{Renderer, RendererOptions};
+use imgate_origin::store::Store;
+use imgate_origin::templates::Templates;
 
 #[derive(Parser)]
 #[command(
@@ -136,7 +124,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "debug routes are on: /debug/... renders anything for anyone who can reach this port"
         );
     }
-    let server = Arc::new(server::Server {
+    let server = Arc::new(imgate_origin::server::Server {
         origin: Origin::new(templates, renderer, store, data),
         edge_token: args.edge_token,
         debug_routes: args.debug_routes,
@@ -150,7 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "imgate-origin listening on http://{}",
         listener.local_addr()?
     );
-    warp::serve(server::routes(server.clone()))
+    warp::serve(imgate_origin::server::routes(server.clone()))
         .incoming(listener)
         .graceful(shutdown_signal())
         .run()

@@ -23,6 +23,7 @@ use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, CaptureScreenshotParams,
 };
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
 use imgate_contract::{CardSpec, ImageFormat};
@@ -215,7 +216,14 @@ impl Renderer {
         if let Some(page) = reusable {
             return Ok(page);
         }
-        let page = slot.browser.read().await.new_page("about:blank").await?;
+        // Its own window: a page that is a background tab gets its frames
+        // throttled (about one a second), and every capture waits for a frame.
+        let target = CreateTargetParams::builder()
+            .url("about:blank")
+            .new_window(true)
+            .build()
+            .map_err(chromiumoxide::error::CdpError::msg)?;
+        let page = slot.browser.read().await.new_page(target).await?;
         let policy: Arc<StdMutex<Option<Arc<CardSpec>>>> = Arc::default();
         // Every request the page makes is paused here and allowed only if the
         // current template lists its host. `data:` URLs are not requests.

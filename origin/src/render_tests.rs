@@ -417,3 +417,33 @@ async fn card_pngs_are_small_and_match_a_lossless_capture() {
     }
     r.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_render_concurrently() {
+    // Every page of the pool must be able to produce frames at once: a page
+    // that is a background tab in a shared window gets about one frame a
+    // second, and the benchmark saw captures hang outright with four pages.
+    let r = Renderer::launch(RendererOptions {
+        executable: None,
+        pages: 4,
+        timeout: Duration::from_secs(15),
+        allowed_hosts: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let t = Arc::new(shipped());
+    let renders = (0..6).map(|i| {
+        let (r, t) = (r.clone(), t.clone());
+        tokio::spawn(async move {
+            let page = t
+                .page("basic", &params(&[("title", &format!("Card {i}"))]))
+                .unwrap();
+            r.screenshot(&page, ImageFormat::Png).await
+        })
+    });
+    for render in renders.collect::<Vec<_>>() {
+        let png = render.await.unwrap().expect("concurrent render");
+        assert_eq!(decode(&png, ImageFormat::Png).dimensions(), (1200, 630));
+    }
+    r.shutdown().await;
+}

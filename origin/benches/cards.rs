@@ -1,0 +1,319 @@
+//! The card benchmark: the reference product card rendered warm by imgate's
+//! renderer (Chromium + palette PNG) and, in the same run, by Satori + resvg
+//! (what @vercel/og does), with the ratios. Prints a Markdown table.
+//!
+//! cargo bench -p imgate-origin --bench cards        (IMGATE_BENCH_ITERATIONS, default 60)
+//!
+//! Needs Chromium, Node.js and `npm install` in bench/ (for Satori).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use imgate_contract::ImageFormat;
+use imgate_origin::render::{Renderer, RendererOptions};
+use imgate_origin::templates::{CardPage, Templates};
+
+const CONCURRENCY: [usize; 3] = [1, 2, 4];
+
+fn main() -> anyhow::Result<()> {
+    let iterations: usize = std::env::var("IMGATE_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let imgate = runtime.block_on(imgate(&root, iterations))?;
+    eprintln!("running Satori + resvg ({iterations} cards)…");
+    let satori = satori(&root, iterations)?;
+    print_table(iterations, &imgate, &satori);
+    Ok(())
+}
+
+struct Figures {
+    cold_start_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    cards_per_s: BTreeMap<usize, f64>,
+    cpu_ms_per_card: f64,
+    png_bytes: usize,
+    peak_pss_mib: f64,
+}
+
+async fn imgate(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
+    let templates = Templates::load(&root.join("templates"))?;
+    let params: BTreeMap<String, String> = [
+        ("title", "Noise-cancelling headphones, now 30% off"),
+        ("subtitle", "Free shipping this week only"),
+        ("price", "$249"),
+        ("brand", "Acme Audio"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let page = Arc::new(templates.page("product", &params)?);
+
+    let sampler = MemorySampler::start();
+    let started = Instant::now();
+    let renderer = Renderer::launch(RendererOptions {
+        executable: None,
+        pages: *CONCURRENCY.iter().max().expect("not empty"),
+        timeout: Duration::from_secs(30),
+        allowed_hosts: Vec::new(),
+    })
+    .await?;
+    let first = renderer.screenshot(&page, ImageFormat::Png).await?;
+    let cold_start_ms = ms(started.elapsed());
+    for _ in 0..5 {
+        renderer.screenshot(&page, ImageFormat::Png).await?;
+    }
+
+    eprintln!("imgate: {iterations} cards one at a time…");
+    let cpu_before = tree_cpu_seconds();
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        renderer.screenshot(&page, ImageFormat::Png).await?;
+        times.push(ms(t.elapsed()));
+    }
+    let cpu_ms_per_card = (tree_cpu_seconds() - cpu_before) * 1000.0 / iterations as f64;
+    times.sort_by(f64::total_cmp);
+
+    let mut cards_per_s = BTreeMap::new();
+    for concurrency in CONCURRENCY {
+        eprintln!("imgate: {iterations} cards, {concurrency} at a time…");
+        let t = Instant::now();
+        throughput(&renderer, &page, iterations, concurrency).await?;
+        cards_per_s.insert(concurrency, iterations as f64 / t.elapsed().as_secs_f64());
+    }
+    renderer.shutdown().await;
+    Ok(Figures {
+        cold_start_ms,
+        p50_ms: percentile(&times, 0.5),
+        p95_ms: percentile(&times, 0.95),
+        cards_per_s,
+        cpu_ms_per_card,
+        png_bytes: first.len(),
+        peak_pss_mib: sampler.stop(),
+    })
+}
+
+async fn throughput(
+    renderer: &Arc<Renderer>,
+    page: &Arc<CardPage>,
+    iterations: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (renderer, page, next) = (renderer.clone(), page.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::SeqCst) < iterations as u64 {
+                    renderer.screenshot(&page, ImageFormat::Png).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(())
+}
+
+fn satori(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
+    let script = root.join("bench/satori.mjs");
+    anyhow::ensure!(
+        root.join("bench/node_modules/satori").is_dir(),
+        "Satori is not installed: (cd bench && npm install)"
+    );
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(iterations.to_string())
+        .output()
+        .context("cannot run node")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "satori.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let f = |k: &str| {
+        v[k].as_f64()
+            .with_context(|| format!("satori.mjs printed no {k}"))
+    };
+    Ok(Figures {
+        cold_start_ms: f64::NAN,
+        p50_ms: f("p50_ms")?,
+        p95_ms: f("p95_ms")?,
+        // Satori renders on the JavaScript thread: one at a time, whatever the concurrency.
+        cards_per_s: BTreeMap::from([(1, f("cards_per_s")?)]),
+        cpu_ms_per_card: f("cpu_ms_per_card")?,
+        png_bytes: f("png_bytes")? as usize,
+        peak_pss_mib: f("peak_rss_mib")?,
+    })
+}
+
+fn print_table(iterations: usize, imgate: &Figures, satori: &Figures) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "\nReference product card, 1200×630 PNG, warm, {iterations} cards per row, {cores} cores.\n"
+    );
+    println!("| | imgate (Chromium + palette PNG) | Satori + resvg | imgate / Satori |");
+    println!("| --- | ---: | ---: | ---: |");
+    let row = |name: &str, a: f64, b: f64, unit: &str| {
+        println!("| {name} | {a:.1} {unit} | {b:.1} {unit} | {:.2}× |", a / b);
+    };
+    row("latency p50", imgate.p50_ms, satori.p50_ms, "ms");
+    row("latency p95", imgate.p95_ms, satori.p95_ms, "ms");
+    for (c, rate) in &imgate.cards_per_s {
+        row(
+            &format!("throughput, {c} at a time"),
+            *rate,
+            satori.cards_per_s[&1],
+            "cards/s",
+        );
+    }
+    row(
+        "CPU per card (all processes)",
+        imgate.cpu_ms_per_card,
+        satori.cpu_ms_per_card,
+        "ms",
+    );
+    row(
+        "cards per CPU-second",
+        1000.0 / imgate.cpu_ms_per_card,
+        1000.0 / satori.cpu_ms_per_card,
+        "",
+    );
+    row(
+        "PNG size",
+        imgate.png_bytes as f64 / 1024.0,
+        satori.png_bytes as f64 / 1024.0,
+        "KiB",
+    );
+    println!(
+        "| peak memory | {:.0} MiB (browser tree, PSS) | {:.0} MiB (node, RSS) | |",
+        imgate.peak_pss_mib, satori.peak_pss_mib
+    );
+    println!(
+        "| cold start to first card | {:.0} ms | | |",
+        imgate.cold_start_ms
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// `pid → (parent, utime + stime in ticks)` for every process.
+fn processes() -> HashMap<u32, (u32, u64)> {
+    let mut all = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return all;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may contain anything: split after it.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // rest starts at field 3 (state): ppid is field 4, utime 14, stime 15.
+        all.insert(pid, (field(1) as u32, field(11) + field(12)));
+    }
+    all
+}
+
+/// This process and all its descendants.
+fn tree(all: &HashMap<u32, (u32, u64)>) -> Vec<u32> {
+    let mut members = vec![std::process::id()];
+    let mut i = 0;
+    while i < members.len() {
+        let parent = members[i];
+        members.extend(
+            all.iter()
+                .filter(|(_, (ppid, _))| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    members
+}
+
+/// CPU seconds used so far by this process and everything it started (Chromium).
+fn tree_cpu_seconds() -> f64 {
+    let all = processes();
+    let ticks: u64 = tree(&all)
+        .iter()
+        .filter_map(|pid| all.get(pid))
+        .map(|(_, t)| t)
+        .sum();
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+}
+
+/// Samples the proportional memory of the browser processes (descendants only).
+struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl MemorySampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak_kib = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let all = processes();
+                let me = std::process::id();
+                let kib: u64 = tree(&all)
+                    .into_iter()
+                    .filter(|&pid| pid != me)
+                    .map(pss_kib)
+                    .sum();
+                peak_kib = peak_kib.max(kib);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak_kib as f64 / 1024.0
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(f64::NAN)
+    }
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

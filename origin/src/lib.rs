@@ -1,0 +1,15 @@
+//! imgate's origin: renders cards in headless Chromium, stores them in S3 and
+//! serves them to the edge. The `imgate-origin` binary is the CLI around it;
+//! the benchmark uses the renderer directly.
+
+pub mod data;
+pub mod debug;
+pub mod encode;
+pub mod error;
+pub mod metrics;
+pub mod origin;
+pub mod render;
+pub mod server;
+pub mod singleflight;
+pub mod store;
+pub mod templates;
