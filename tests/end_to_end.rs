@@ -15,6 +15,7 @@ use tokio::runtime::Runtime;
 
 struct World {
     stack: Stack,
+    templates: std::path::PathBuf,
     keys: Keyring,
     http: reqwest::Client,
     s3: aws_sdk_s3::Client,
@@ -45,6 +46,11 @@ const TRIALS: &[(&str, Test)] = &[
         origin_refuses_strangers,
     ),
     ("health_endpoints_answer", health_endpoints_answer),
+    (
+        "data_source_cards_render_from_their_record",
+        data_source_cards,
+    ),
+    ("a_missing_record_is_a_404_through_the_edge", missing_record),
 ];
 
 fn main() {
@@ -76,10 +82,62 @@ fn main() {
     conclusion.exit();
 }
 
+/// The shipped templates plus `listing`, whose data source is a JSON server on loopback.
+async fn templates(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let templates = dir.join("templates");
+    for entry in std::fs::read_dir(source_root().join("templates"))? {
+        let from = entry?.path();
+        let to = templates.join(from.file_name().context("no name")?);
+        std::fs::create_dir_all(&to)?;
+        for file in std::fs::read_dir(&from)? {
+            let file = file?.path();
+            std::fs::copy(&file, to.join(file.file_name().context("no name")?))?;
+        }
+    }
+    let source = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", source.local_addr()?);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = source.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let (status, body) = match request.split_whitespace().nth(1) {
+                    Some("/listings/42") => (
+                        "200 OK",
+                        r#"{"name":"Sunny loft in Lisbon","city":"Lisbon"}"#,
+                    ),
+                    _ => ("404 Not Found", ""),
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let listing = templates.join("listing");
+    std::fs::create_dir_all(&listing)?;
+    std::fs::write(
+        listing.join("template.toml"),
+        format!(
+            "revision = 1\n[data_source]\nurl = \"{base}/listings/{{id}}\"\n[params.name]\nrequired = true\n[params.city]\n"
+        ),
+    )?;
+    std::fs::write(
+        listing.join("card.html"),
+        "<body style=\"margin:0;font:64px sans-serif\"><h1>{{ name }}</h1><p>{{ city }}</p></body>",
+    )?;
+    Ok(templates)
+}
+
 async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     let keys = format!("e2e:{}", random_hex(24)?);
     let mut opts = StackOptions::new(source_root(), sibling_bin_dir()?);
-    opts.data_dir = data.to_path_buf();
+    opts.data_dir = data.join("s3");
+    opts.templates = Some(templates(data).await?);
     opts.edge_port = 0;
     opts.origin_port = 0;
     opts.s3_port = 0;
@@ -103,6 +161,7 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
             .build(),
     );
     Ok(World {
+        templates: opts.templates.clone().expect("set above"),
         keys: Keyring::parse(&keys).map_err(anyhow::Error::msg)?,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -141,16 +200,18 @@ impl World {
             .context("no imgate_renders_total in /metrics")
     }
 
+    /// A template's schema, read from the templates the stack runs with.
+    fn spec(&self, template: &str) -> anyhow::Result<CardSpec> {
+        let manifest = self.templates.join(template).join("template.toml");
+        CardSpec::from_toml(&std::fs::read_to_string(manifest)?).map_err(anyhow::Error::msg)
+    }
+
     /// The key the contract derives for a card, independently of the servers.
     fn key(&self, path_and_query: &str) -> anyhow::Result<ObjectKey> {
         let request = card(path_and_query);
-        let manifest = source_root()
-            .join("templates")
-            .join(&request.template)
-            .join("template.toml");
-        let spec =
-            CardSpec::from_toml(&std::fs::read_to_string(manifest)?).map_err(anyhow::Error::msg)?;
-        Ok(ObjectKey::for_card(&spec.canonicalize(&request)?))
+        Ok(ObjectKey::for_card(
+            &self.spec(&request.template)?.canonicalize(&request)?,
+        ))
     }
 }
 
@@ -217,7 +278,7 @@ fn first_request_renders_and_stores(w: &World) -> anyhow::Result<()> {
         "{meta:?}"
     );
     ensure!(
-        meta.get("revision").map(String::as_str) == Some("1"),
+        meta.get("revision") == Some(&w.spec("product")?.revision.to_string()),
         "{meta:?}"
     );
     Ok(())
@@ -413,5 +474,34 @@ fn health_endpoints_answer(w: &World) -> anyhow::Result<()> {
         let json: serde_json::Value = serde_json::from_slice(&body)?;
         ensure!(json["status"] == "ok", "{base}/healthz: {json}");
     }
+    Ok(())
+}
+
+fn data_source_cards(w: &World) -> anyhow::Result<()> {
+    let url = w.signed("/og/listing/42.png?v=2026-11-21T10%3A00");
+    let (status, headers, body) = w.get(&url)?;
+    ensure!(
+        status == 200,
+        "status {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    ensure!(header(&headers, "x-imgate-cache") == "miss");
+    ensure!(png_size(&body) == Some((1200, 630)));
+    let (status, headers, again) = w.get(&url)?;
+    ensure!(status == 200 && header(&headers, "x-imgate-cache") == "hit" && again == body);
+    // A record card takes no parameters but v.
+    let (status, _, body) = w.get(&w.signed("/og/listing/42.png?name=Other"))?;
+    ensure!(status == 400, "status {status}");
+    let body: ErrorBody = serde_json::from_slice(&body)?;
+    ensure!(body.error.code == "unknown-param");
+    Ok(())
+}
+
+fn missing_record(w: &World) -> anyhow::Result<()> {
+    let (status, headers, body) = w.get(&w.signed("/og/listing/nope.png"))?;
+    ensure!(status == 404, "status {status}");
+    ensure!(header(&headers, "cache-control") == "no-store");
+    let body: ErrorBody = serde_json::from_slice(&body)?;
+    ensure!(body.error.code == "record-not-found", "{}", body.error.code);
     Ok(())
 }

@@ -31,6 +31,8 @@ pub struct StackOptions {
     pub signing_keys: String,
     /// How long each server may take to come up (Chromium, component compile).
     pub start_timeout: Duration,
+    /// Card templates, if not `<root>/templates` (both the origin and the edge read them).
+    pub templates: Option<PathBuf>,
 }
 
 impl StackOptions {
@@ -47,6 +49,7 @@ impl StackOptions {
             s3_port: 9000,
             signing_keys: String::new(),
             start_timeout: Duration::from_secs(60),
+            templates: None,
         }
     }
 }
@@ -71,6 +74,14 @@ impl Stack {
             "the edge component {} is not built: run scripts/build-edge",
             wasm.display()
         );
+        let templates = opts
+            .templates
+            .clone()
+            .unwrap_or_else(|| opts.root.join("templates"));
+        let manifest = match &opts.templates {
+            None => opts.root.join("spin.toml"),
+            Some(dir) => manifest_with_templates(&opts.root, dir, &opts.data_dir)?,
+        };
         let credentials = StoreCredentials::generate()?;
         let s3 = S3Server::start(
             &opts.data_dir,
@@ -91,10 +102,7 @@ impl Stack {
                     format!("127.0.0.1:{}", opts.origin_port),
                 ),
                 ("IMGATE_EDGE_TOKEN", edge_token.clone()),
-                (
-                    "IMGATE_TEMPLATES",
-                    opts.root.join("templates").display().to_string(),
-                ),
+                ("IMGATE_TEMPLATES", templates.display().to_string()),
                 ("IMGATE_BUCKET", opts.bucket.clone()),
                 ("IMGATE_S3_ENDPOINT", s3.url.clone()),
                 ("AWS_ACCESS_KEY_ID", credentials.access_key.clone()),
@@ -131,7 +139,6 @@ impl Stack {
         if opts.signing_keys.is_empty() {
             edge_env.push(("SPIN_VARIABLE_ALLOW_UNSIGNED", "true".into()));
         }
-        let manifest = opts.root.join("spin.toml");
         let edge = Child::spawn(
             "edge",
             &opts.bin_dir.join("imgate-edge-host"),
@@ -157,6 +164,42 @@ impl Stack {
         self.edge.stop().await;
         self.origin.stop().await;
     }
+}
+
+/// A copy of `<root>/spin.toml` whose component reads `templates` instead of
+/// `<root>/templates`, written beside the data folder (whose top level the
+/// store treats as buckets); paths made absolute.
+fn manifest_with_templates(
+    root: &Path,
+    templates: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(root.join("spin.toml"))?;
+    let mut manifest: toml::Table = text.parse()?;
+    let components = manifest
+        .get_mut("component")
+        .and_then(|c| c.as_table_mut())
+        .context("spin.toml has no [component.*]")?;
+    for (_, component) in components.iter_mut() {
+        let Some(component) = component.as_table_mut() else {
+            continue;
+        };
+        if let Some(toml::Value::String(source)) = component.get_mut("source") {
+            *source = root.join(&*source).display().to_string();
+        }
+        if let Some(toml::Value::Array(files)) = component.get_mut("files") {
+            for file in files.iter_mut().filter_map(|f| f.as_table_mut()) {
+                if file.get("destination").and_then(|d| d.as_str()) == Some("/templates") {
+                    file.insert("source".into(), templates.display().to_string().into());
+                }
+            }
+        }
+    }
+    let beside = data_dir.parent().unwrap_or(data_dir);
+    std::fs::create_dir_all(beside)?;
+    let path = beside.join("spin.toml");
+    std::fs::write(&path, toml::to_string(&manifest)?)?;
+    Ok(path)
 }
 
 /// The directory holding the binaries built alongside the running one: the

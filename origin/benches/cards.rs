@@ -65,6 +65,9 @@ async fn imgate(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
         pages: *CONCURRENCY.iter().max().expect("not empty"),
         timeout: Duration::from_secs(30),
         allowed_hosts: Vec::new(),
+        extra_flags: std::env::var("IMGATE_CHROMIUM_FLAGS")
+            .map(|f| f.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
     })
     .await?;
     let first = renderer.screenshot(&page, ImageFormat::Png).await?;

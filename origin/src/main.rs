@@ -48,6 +48,9 @@ struct RendererArgs {
     /// Pages rendering at once (default: one per CPU core).
     #[arg(long, env = "IMGATE_RENDER_PAGES")]
     render_pages: Option<usize>,
+    /// Extra Chromium flags, space-separated (e.g. "force-color-profile=srgb").
+    #[arg(long, env = "IMGATE_CHROMIUM_FLAGS", value_delimiter = ' ')]
+    chromium_flags: Vec<String>,
 }
 
 #[derive(Args)]
@@ -180,6 +183,7 @@ async fn launch(args: &RendererArgs, allowed_hosts: Vec<String>) -> anyhow::Resu
         pages: args.render_pages.unwrap_or(cores),
         timeout: Duration::from_secs(args.render_timeout_secs),
         allowed_hosts,
+        extra_flags: args.chromium_flags.clone(),
     })
     .await
 }

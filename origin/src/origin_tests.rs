@@ -96,6 +96,7 @@ async fn origin(source: &str, data: &tempfile::TempDir) -> (Origin, S3Server) {
         pages: 1,
         timeout: Duration::from_secs(20),
         allowed_hosts: Vec::new(),
+        extra_flags: Vec::new(),
     })
     .await
     .unwrap();

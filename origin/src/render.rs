@@ -64,6 +64,8 @@ pub struct RendererOptions {
     /// Every host any template allows (`Templates::allowed_hosts`). Chromium
     /// cannot even resolve any other name, so nothing else can be connected to.
     pub allowed_hosts: Vec<String>,
+    /// More Chromium flags (without the leading `--`), after imgate's own.
+    pub extra_flags: Vec<String>,
 }
 
 pub struct Renderer {
@@ -392,6 +394,12 @@ async fn launch_browser(
         .request_timeout(options.timeout)
         .args(CHROMIUM_FLAGS.iter().copied())
         .args(network_lockdown(&options.allowed_hosts))
+        .args(
+            options
+                .extra_flags
+                .iter()
+                .map(|f| f.trim_start_matches('-').to_string()),
+        )
         .build()
         .map_err(|e| anyhow::anyhow!("chromium config: {e}"))?;
     let (browser, mut handler) = Browser::launch(config)

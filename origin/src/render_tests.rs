@@ -19,6 +19,7 @@ async fn renderer(timeout: Duration) -> Arc<Renderer> {
         pages: 2,
         timeout,
         allowed_hosts: vec!["images.example.com".into()],
+        extra_flags: Vec::new(),
     })
     .await
     .expect("chromium starts (apt-get install chromium)")
@@ -428,6 +429,7 @@ async fn pages_render_concurrently() {
         pages: 4,
         timeout: Duration::from_secs(15),
         allowed_hosts: Vec::new(),
+        extra_flags: Vec::new(),
     })
     .await
     .unwrap();
