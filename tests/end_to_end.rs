@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use imgate_contract::{CardSpec, ErrorBody, Keyring, ObjectKey, Route, route};
+use imgate_contract::{CardSpec, ErrorBody, Keyring, ObjectKey, route};
 use imgate_devstack::{Stack, StackOptions, random_hex, sibling_bin_dir, source_root};
 use imgate_tests::{png_size, prometheus};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -216,13 +216,8 @@ impl World {
 }
 
 fn card(path_and_query: &str) -> imgate_contract::CardRequest {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    match route::parse("GET", path, query) {
-        Ok(Route::Card(card)) => card,
-        other => panic!("{path_and_query} is not a card URL: {other:?}"),
-    }
+    route::parse_card_url(path_and_query)
+        .unwrap_or_else(|e| panic!("{path_and_query} is not a card URL: {e}"))
 }
 
 fn block<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

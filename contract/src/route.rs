@@ -70,6 +70,21 @@ pub fn parse(method: &str, path: &str, query: &str) -> Result<Route, ContractErr
     Err(ContractError::NotFound(path.to_string()))
 }
 
+/// Parses a card URL's path and query (`/og/product.png?title=Hi`), for tools
+/// that are handed a URL rather than a request: signing helpers, the render
+/// command, tests.
+pub fn parse_card_url(path_and_query: &str) -> Result<CardRequest, ContractError> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    match parse("GET", path, query)? {
+        Route::Card(card) => Ok(card),
+        Route::Health => Err(ContractError::BadPath(format!(
+            "{path} is not a card URL (/og/{{template}}.{{ext}}?params)"
+        ))),
+    }
+}
+
 fn parse_card(rest: &str, query: &str) -> Result<CardRequest, ContractError> {
     let (stem, ext) = rest.rsplit_once('.').ok_or_else(|| {
         ContractError::BadPath("expected /og/{template}.{ext} or /og/{template}/{id}.{ext}".into())
@@ -143,6 +158,20 @@ mod tests {
             ("listing", Some("ab-12_C"))
         );
         assert_eq!(card.signed_string(), "/og/listing/ab-12_C.webp?v=7");
+    }
+
+    #[test]
+    fn parses_card_urls() {
+        let card = parse_card_url("/og/product.png?title=Hi").unwrap();
+        assert_eq!(card.signed_string(), "/og/product.png?title=Hi");
+        assert_eq!(
+            parse_card_url("/og/basic.jpg").unwrap().query,
+            Query::default()
+        );
+        assert!(matches!(
+            parse_card_url("/healthz"),
+            Err(ContractError::BadPath(_))
+        ));
     }
 
     #[test]

@@ -119,16 +119,12 @@ fn mac(secret: &[u8], message: &str) -> HmacSha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{self, Route};
+    use crate::route;
 
     const K1: &str = "k1:0123456789abcdef0123456789abcdef";
 
     fn card(url: &str) -> CardRequest {
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        match route::parse("GET", path, query).unwrap() {
-            Route::Card(c) => c,
-            other => panic!("{other:?}"),
-        }
+        route::parse_card_url(url).unwrap()
     }
 
     #[test]

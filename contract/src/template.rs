@@ -312,7 +312,7 @@ fn https_host(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{self, Route};
+    use crate::route;
 
     const PRODUCT: &str = r#"
         revision = 3
@@ -325,10 +325,7 @@ mod tests {
     "#;
 
     fn card(query: &str) -> CardRequest {
-        match route::parse("GET", "/og/product.png", query).unwrap() {
-            Route::Card(c) => c,
-            other => panic!("{other:?}"),
-        }
+        parse(&format!("/og/product.png?{query}"))
     }
 
     #[test]
@@ -390,11 +387,7 @@ mod tests {
     "#;
 
     fn parse(url: &str) -> CardRequest {
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        match route::parse("GET", path, query).unwrap() {
-            Route::Card(c) => c,
-            other => panic!("{other:?}"),
-        }
+        route::parse_card_url(url).unwrap()
     }
 
     #[test]

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use imgate_contract::{Keyring, Route, route};
+use imgate_contract::{Keyring, route};
 use imgate_devstack::{Stack, StackOptions, sibling_bin_dir};
 
-const SAMPLE_QUERY: &str = "title=Hello%20from%20imgate&subtitle=Cards%20rendered%20once%2C%20served%20forever&price=%2419";
+const SAMPLE_URL: &str = "/og/product.png?title=Hello%20from%20imgate&subtitle=Cards%20rendered%20once%2C%20served%20forever&price=%2419";
 
 /// Run imgate locally: an S3-protocol store on loopback, the origin (with
 /// headless Chromium) and the edge component in its wasmtime host.
@@ -60,9 +60,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let keyring = Keyring::parse(&opts.signing_keys).map_err(anyhow::Error::msg)?;
     let stack = Stack::start(&opts).await?;
-    let Ok(Route::Card(card)) = route::parse("GET", "/og/product.png", SAMPLE_QUERY) else {
-        unreachable!("the sample URL is valid")
-    };
+    let card = route::parse_card_url(SAMPLE_URL).expect("the sample URL is valid");
     let sample = format!(
         "{}{}",
         stack.edge_url,

@@ -68,20 +68,18 @@ impl DataSources {
     }
 }
 
-/// reqwest's Display repeats the URL; the caller already names it.
+/// What went wrong, without the URL (the caller names it already; reqwest's
+/// Display repeats it).
 fn without_url(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
+    let kind = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_string()
+        "cannot connect"
     } else {
-        "request failed".to_string()
+        "request failed"
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {}", crate::error::chain(cause)),
+        None => kind.to_string(),
     }
-    text
 }

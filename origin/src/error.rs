@@ -57,3 +57,15 @@ impl OriginError {
         }
     }
 }
+
+/// An error and its sources on one line, for logs and error bodies.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

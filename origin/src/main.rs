@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use imgate_contract::{Route, route};
+use imgate_contract::route;
 
 use imgate_origin::data::DataSources;
 use imgate_origin::origin::Origin;
@@ -153,13 +153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn render(args: RenderArgs) -> anyhow::Result<()> {
     let templates = Templates::load(&args.renderer.templates)?;
-    let (path, query) = args.url.split_once('?').unwrap_or((&args.url, ""));
-    let Route::Card(request) = route::parse("GET", path, query)? else {
-        anyhow::bail!(
-            "{} is not a card URL (/og/{{template}}.{{ext}}?...)",
-            args.url
-        );
-    };
+    let request = route::parse_card_url(&args.url)?;
     let card = templates.canonicalize(&request)?;
     anyhow::ensure!(
         card.record.is_none(),

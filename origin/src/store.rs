@@ -128,12 +128,5 @@ where
     if let Some(code) = e.code() {
         return format!("{code}: {}", e.message().unwrap_or(""));
     }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    crate::error::chain(e)
 }
