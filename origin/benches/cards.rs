@@ -2,7 +2,11 @@
 //! renderer (Chromium + palette PNG) and, in the same run, by Satori + resvg
 //! (what @vercel/og does), with the ratios. Prints a Markdown table.
 //!
-//! cargo bench -p imgate-origin --bench cards        (IMGATE_BENCH_ITERATIONS, default 60)
+//! cargo bench -p imgate-origin --bench cards
+//!
+//! IMGATE_BENCH_ITERATIONS (default 60) sets cards per row; IMGATE_BENCH_FORMAT
+//! (png, jpg or webp; default png) what imgate renders (Satori always makes PNG);
+//! IMGATE_CHROMIUM_FLAGS adds Chromium flags.
 //!
 //! Needs Chromium, Node.js and `npm install` in bench/ (for Satori).
 
@@ -24,14 +28,17 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
+    let format = ImageFormat::from_extension(
+        &std::env::var("IMGATE_BENCH_FORMAT").unwrap_or_else(|_| "png".into()),
+    )?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let imgate = runtime.block_on(imgate(&root, iterations))?;
+    let imgate = runtime.block_on(imgate(&root, iterations, format))?;
     eprintln!("running Satori + resvg ({iterations} cards)…");
     let satori = satori(&root, iterations)?;
-    print_table(iterations, &imgate, &satori);
+    print_table(iterations, format, &imgate, &satori);
     Ok(())
 }
 
@@ -45,7 +52,7 @@ struct Figures {
     peak_pss_mib: f64,
 }
 
-async fn imgate(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
+async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::Result<Figures> {
     let templates = Templates::load(&root.join("templates"))?;
     let params: BTreeMap<String, String> = [
         ("title", "Noise-cancelling headphones, now 30% off"),
@@ -70,10 +77,10 @@ async fn imgate(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
             .unwrap_or_default(),
     })
     .await?;
-    let first = renderer.screenshot(&page, ImageFormat::Png).await?;
+    let first = renderer.screenshot(&page, format).await?;
     let cold_start_ms = ms(started.elapsed());
     for _ in 0..5 {
-        renderer.screenshot(&page, ImageFormat::Png).await?;
+        renderer.screenshot(&page, format).await?;
     }
 
     eprintln!("imgate: {iterations} cards one at a time…");
@@ -81,7 +88,7 @@ async fn imgate(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
-        renderer.screenshot(&page, ImageFormat::Png).await?;
+        renderer.screenshot(&page, format).await?;
         times.push(ms(t.elapsed()));
     }
     let cpu_ms_per_card = (tree_cpu_seconds() - cpu_before) * 1000.0 / iterations as f64;
@@ -91,7 +98,7 @@ async fn imgate(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
     for concurrency in CONCURRENCY {
         eprintln!("imgate: {iterations} cards, {concurrency} at a time…");
         let t = Instant::now();
-        throughput(&renderer, &page, iterations, concurrency).await?;
+        throughput(&renderer, &page, iterations, concurrency, format).await?;
         cards_per_s.insert(concurrency, iterations as f64 / t.elapsed().as_secs_f64());
     }
     renderer.shutdown().await;
@@ -111,6 +118,7 @@ async fn throughput(
     page: &Arc<CardPage>,
     iterations: usize,
     concurrency: usize,
+    format: ImageFormat,
 ) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..concurrency)
@@ -118,7 +126,7 @@ async fn throughput(
             let (renderer, page, next) = (renderer.clone(), page.clone(), next.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::SeqCst) < iterations as u64 {
-                    renderer.screenshot(&page, ImageFormat::Png).await?;
+                    renderer.screenshot(&page, format).await?;
                 }
                 anyhow::Ok(())
             })
@@ -163,12 +171,13 @@ fn satori(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
     })
 }
 
-fn print_table(iterations: usize, imgate: &Figures, satori: &Figures) {
+fn print_table(iterations: usize, format: ImageFormat, imgate: &Figures, satori: &Figures) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let ext = format.extension();
     println!(
-        "\nReference product card, 1200×630 PNG, warm, {iterations} cards per row, {cores} cores.\n"
+        "\nReference product card, 1200×630, warm, {iterations} cards per row, {cores} cores.\n"
     );
-    println!("| | imgate (Chromium + palette PNG) | Satori + resvg | imgate / Satori |");
+    println!("| | imgate ({ext}) | Satori + resvg (png) | imgate / Satori |");
     println!("| --- | ---: | ---: | ---: |");
     let row = |name: &str, a: f64, b: f64, unit: &str| {
         println!("| {name} | {a:.1} {unit} | {b:.1} {unit} | {:.2}× |", a / b);
@@ -196,7 +205,7 @@ fn print_table(iterations: usize, imgate: &Figures, satori: &Figures) {
         "",
     );
     row(
-        "PNG size",
+        "image size",
         imgate.png_bytes as f64 / 1024.0,
         satori.png_bytes as f64 / 1024.0,
         "KiB",
