@@ -158,7 +158,7 @@ impl Renderer {
         page: &CardPage,
         format: ImageFormat,
     ) -> Result<Vec<u8>, OriginError> {
-        let _permit = self.permits.acquire().await.expect("never closed");
+        let permit = self.permits.acquire().await.expect("never closed");
         if !self.is_alive().await {
             // Relaunching takes about a second; failing fast beats hanging.
             return Err(OriginError::RendererRestarting);
@@ -176,7 +176,10 @@ impl Renderer {
         };
         match outcome {
             Ok(Ok((tab, Ok(bytes)))) => {
+                // The page is free again: let the next capture start while this
+                // one is re-encoded.
                 self.checkin(tab);
+                drop(permit);
                 match format {
                     ImageFormat::Png => {
                         tokio::task::spawn_blocking(move || encode::palette_png(&bytes))
