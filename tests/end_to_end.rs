@@ -51,6 +51,10 @@ const TRIALS: &[(&str, Test)] = &[
         data_source_cards,
     ),
     ("a_missing_record_is_a_404_through_the_edge", missing_record),
+    (
+        "a_hundred_malformed_requests_get_json_4xx",
+        malformed_requests,
+    ),
 ];
 
 fn main() {
@@ -498,5 +502,195 @@ fn missing_record(w: &World) -> anyhow::Result<()> {
     ensure!(header(&headers, "cache-control") == "no-store");
     let body: ErrorBody = serde_json::from_slice(&body)?;
     ensure!(body.error.code == "record-not-found", "{}", body.error.code);
+    Ok(())
+}
+
+/// Malformed requests of every kind the edge sees in the wild. Unsigned ones
+/// are refused before or at the signature check; signed ones reach the
+/// template checks. Each must get a 4xx with a JSON error, never a 5xx.
+fn malformed_requests(w: &World) -> anyhow::Result<()> {
+    let long = "a".repeat(600);
+    let mut unsigned: Vec<(&str, String)> = Vec::new();
+    let paths = [
+        "/og/../secret.png",
+        "/og/%2e%2e/secret.png",
+        "/og/..%2Fsecret.png",
+        "/og/%2E%2E%2Fsecret.png",
+        "//og/product.png",
+        "/og//product.png",
+        "/og/./product.png",
+        "/og/product.png/..",
+        "/og/product.png%00.jpg",
+        "/og/product%00.png",
+        "/og/pro%20duct.png",
+        "/og/PRODUCT.png",
+        "/og/product.PNG",
+        "/og/product.gif",
+        "/og/product",
+        "/og/product.",
+        "/og/.png",
+        "/og/",
+        "/og",
+        "/og/product.png.png",
+        "/og/-product.png",
+        "/og/product/a.b.png",
+        "/og/product/%2F.png",
+        "/og/product/..%2F..%2Fx.png",
+        "/og/product/a/b.png",
+        "/og/%C3%A9.png",
+        "/og/%FF.png",
+        "/r/thumbnail/../../secret",
+        "/r/thumbnail/%2e%2e/%2e%2e/secret",
+        "/r/",
+        "/r",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/og/%252e%252e/x.png",
+        "/og/product.png;jsessionid=1",
+        "/og/product.png%3Ftitle=x",
+        "/healthz/../og/x.png",
+        "/og/product/42.gif",
+        "/og/product/.png",
+        "/og/product/%20.png",
+        "/og/%u002e%u002e/x.png",
+        "/og/product.png%2F..",
+        "/.env",
+        "/admin",
+        "/og%2Fproduct.png",
+        "/og/produit-\u{e9}.png",
+    ];
+    for path in paths {
+        unsigned.push(("GET", path.to_string()));
+    }
+    unsigned.push(("GET", format!("/og/{long}.png")));
+    unsigned.push(("GET", format!("/og/product/{}.png", "1".repeat(200))));
+    unsigned.push(("GET", format!("/og/listing/42.png?v={}", "0".repeat(70))));
+    let queries = [
+        "title=%",
+        "title=%G1",
+        "title=%FF",
+        "title=%C3",
+        "title=%E2%82",
+        "tit%00le=x",
+        "ti tle=x",
+        "=x",
+        "title=a&title=b",
+        "s=a&s=b",
+        "k=a&k=b",
+        "title=x&k=unknown&s=AAAA",
+        "title=x&k=&s=",
+        "title=x&k=..%2F..&s=AAAA",
+        "title=x&s=!!!&k=e2e",
+        "title=x&k=e2e",
+        "title=x&s=AAAA",
+        "title=%F0%9F%98",
+        "%=x",
+        "title=x&%FF=y",
+        "title=x&&&&",
+        "&",
+        "title",
+    ];
+    for q in queries {
+        unsigned.push(("GET", format!("/og/product.png?{q}")));
+    }
+    unsigned.push(("GET", format!("/og/product.png?title={}", "x".repeat(5000))));
+    unsigned.push((
+        "GET",
+        format!(
+            "/og/product.png?{}",
+            (0..40)
+                .map(|i| format!("p{i}=1"))
+                .collect::<Vec<_>>()
+                .join("&")
+        ),
+    ));
+    unsigned.push((
+        "GET",
+        format!("/og/product.png?title=x&k=e2e&s={}", "A".repeat(3000)),
+    ));
+    unsigned.push((
+        "GET",
+        format!("/og/product.png?title=x&k={}&s=AAAA", "k".repeat(300)),
+    ));
+    unsigned.push((
+        "GET",
+        format!("/og/product.png?v={}&title=x", "9".repeat(100)),
+    ));
+    for method in [
+        "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    ] {
+        unsigned.push((method, "/og/product.png?title=x".to_string()));
+    }
+    // Signed, so they pass the signature check and meet the template's rules.
+    let signed = [
+        "/og/product.png",
+        "/og/product.png?price=1",
+        "/og/product.png?title=x&colour=red",
+        "/og/product.png?title=x&image=http%3A%2F%2F127.0.0.1%2F",
+        "/og/product.png?title=x&image=https%3A%2F%2F169.254.169.254%2F",
+        "/og/product.png?title=x&image=javascript%3Aalert(1)",
+        "/og/product.png?title=x&image=https%3A%2F%2Fimages.example.com.evil.net%2F",
+        "/og/product.png?title=x&image=https%3A%2F%2Fuser%40images.example.com%2F",
+        "/og/basic.png?text=no-title",
+        "/og/article.png?author=x",
+        "/og/nonexistent.png?title=x",
+        "/og/product/42.png",
+        "/og/basic/1.jpg",
+        "/og/listing/42.png?v=1&extra=1",
+        "/og/listing/42.png?name=x",
+        "/og/product.webp?title=x&subtitle=y&subtitle2=z",
+    ];
+    let mut cases: Vec<(&str, String)> = unsigned
+        .into_iter()
+        .map(|(m, p)| (m, format!("{}{p}", w.stack.edge_url)))
+        .collect();
+    for path in signed {
+        cases.push(("GET", w.signed(path)));
+    }
+    cases.push((
+        "GET",
+        w.signed(&format!("/og/product.png?title={}", "x".repeat(91))),
+    ));
+    for signed_over_limit in [
+        format!("/og/product.png?title=x&price={}", "9".repeat(25)),
+        format!("/og/product.jpg?title=x&brand={}", "b".repeat(41)),
+        format!("/og/article.webp?title=x&site={}", "s".repeat(61)),
+        format!("/og/basic.png?title={}", "é".repeat(101)),
+    ] {
+        cases.push(("GET", w.signed(&signed_over_limit)));
+    }
+    ensure!(cases.len() >= 100, "only {} cases", cases.len());
+
+    let renders = w.renders()?;
+    let mut failures = Vec::new();
+    for (method, url) in &cases {
+        let (status, headers, body) = block(async {
+            let r = w.http.request(method.parse()?, url).send().await?;
+            let (s, h) = (r.status(), r.headers().clone());
+            Ok((s, h, r.bytes().await?))
+        })?;
+        let json: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+        let ok = status.is_client_error()
+            && header(&headers, "cache-control") == "no-store"
+            && json
+                .as_ref()
+                .is_some_and(|b| !b.error.code.is_empty() && !b.error.message.is_empty());
+        if !ok {
+            failures.push(format!(
+                "{method} {url} -> {status} {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+    }
+    ensure!(
+        failures.is_empty(),
+        "{} of {} malformed requests were not a JSON 4xx:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    ensure!(
+        w.renders()? == renders,
+        "a malformed request reached the renderer"
+    );
     Ok(())
 }
