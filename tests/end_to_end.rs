@@ -55,6 +55,7 @@ const TRIALS: &[(&str, Test)] = &[
         "a_hundred_malformed_requests_get_json_4xx",
         malformed_requests,
     ),
+    ("origin_debug_routes_help_work_on_templates", debug_routes),
 ];
 
 fn main() {
@@ -692,5 +693,63 @@ fn malformed_requests(w: &World) -> anyhow::Result<()> {
         w.renders()? == renders,
         "a malformed request reached the renderer"
     );
+    Ok(())
+}
+
+fn debug_routes(w: &World) -> anyhow::Result<()> {
+    let origin = &w.stack.origin_url;
+    let (status, _, body) = w.get(&format!("{origin}/debug/templates"))?;
+    ensure!(status == 200);
+    let list: serde_json::Value = serde_json::from_slice(&body)?;
+    let product = list["templates"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "product"))
+        .context("product is not listed")?;
+    ensure!(product["params"].as_array().is_some_and(|p| {
+        p.iter()
+            .any(|p| p["name"] == "title" && p["required"] == true)
+    }));
+
+    // The sample URL renders, without storing anything and with timings.
+    let renders = w.renders()?;
+    let sample = product["sample"].as_str().context("no sample URL")?;
+    let (status, headers, body) = w.get(&format!("{origin}{sample}"))?;
+    ensure!(status == 200, "{sample}: {status}");
+    ensure!(png_size(&body) == Some((1200, 630)));
+    ensure!(
+        header(&headers, "server-timing").contains("render;dur="),
+        "{headers:?}"
+    );
+    ensure!(header(&headers, "cache-control") == "no-store");
+    ensure!(w.renders()? == renders + 1.0);
+    let key = w.key(sample.trim_start_matches("/debug/render"))?;
+    let stored = block(async {
+        Ok(w.s3
+            .head_object()
+            .bucket(&w.stack.s3.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .is_ok())
+    })?;
+    ensure!(!stored, "a debug render was stored");
+
+    // The filled-in HTML, escaped, under a policy that runs and fetches nothing.
+    let (status, headers, body) = w.get(&format!(
+        "{origin}/debug/html/og/basic.png?title=%3Cb%3Ehi%3C%2Fb%3E"
+    ))?;
+    ensure!(status == 200);
+    ensure!(header(&headers, "content-security-policy").starts_with("default-src 'none'"));
+    let html = String::from_utf8(body)?;
+    ensure!(
+        html.contains("&lt;b&gt;hi") && !html.contains("<b>hi"),
+        "{html}"
+    );
+
+    // Bad input is still a JSON 4xx.
+    let (status, _, body) = w.get(&format!("{origin}/debug/render/og/product.png"))?;
+    ensure!(status == 400);
+    let body: ErrorBody = serde_json::from_slice(&body)?;
+    ensure!(body.error.code == "missing-param");
     Ok(())
 }

@@ -83,8 +83,17 @@ impl Origin {
     /// Renders a card, counting it.
     pub async fn render(&self, card: &CanonicalCard) -> Result<Vec<u8>, OriginError> {
         let page = self.page(card).await?;
+        self.render_page(&page, card.format).await
+    }
+
+    /// Renders a filled-in template, counting it in the metrics.
+    pub async fn render_page(
+        &self,
+        page: &CardPage,
+        format: ImageFormat,
+    ) -> Result<Vec<u8>, OriginError> {
         let started = Instant::now();
-        let result = self.renderer.screenshot(&page, card.format).await;
+        let result = self.renderer.screenshot(page, format).await;
         Metrics::inc(match &result {
             Ok(_) => &self.metrics.renders,
             Err(_) => &self.metrics.render_failures,

@@ -116,7 +116,7 @@ impl Server {
                 .expect("valid headers");
         }
         let render_started = std::time::Instant::now();
-        match self.origin.renderer.screenshot(&page, card.format).await {
+        match self.origin.render_page(&page, card.format).await {
             Ok(bytes) => Response::builder()
                 .header("content-type", card.format.content_type())
                 .header("cache-control", headers::NO_STORE)
