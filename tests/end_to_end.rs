@@ -176,6 +176,9 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     })
 }
 
+/// Status, headers and body of one answer.
+type Answer = (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>);
+
 impl World {
     /// A signed public URL for a card path and query.
     fn signed(&self, path_and_query: &str) -> String {
@@ -186,14 +189,32 @@ impl World {
         )
     }
 
-    fn get(
-        &self,
-        url: &str,
-    ) -> anyhow::Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
+    fn get(&self, url: &str) -> anyhow::Result<Answer> {
+        self.request("GET", url)
+    }
+
+    /// Sends a request and reads the whole answer.
+    fn request(&self, method: &str, url: &str) -> anyhow::Result<Answer> {
         block(async {
-            let response = self.http.get(url).send().await?;
+            let response = self.http.request(method.parse()?, url).send().await?;
             let (status, headers) = (response.status(), response.headers().clone());
             Ok((status, headers, response.bytes().await?.to_vec()))
+        })
+    }
+
+    /// The stored object's metadata, or the store's error (NotFound when absent).
+    fn head(
+        &self,
+        key: &ObjectKey,
+    ) -> anyhow::Result<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+        block(async {
+            Ok(self
+                .s3
+                .head_object()
+                .bucket(&self.stack.s3.bucket)
+                .key(key.as_str())
+                .send()
+                .await?)
         })
     }
 
@@ -260,15 +281,9 @@ fn first_request_renders_and_stores(w: &World) -> anyhow::Result<()> {
     ensure!(w.renders()? == before + 1.0, "exactly one render");
 
     let key = w.key(CARD)?;
-    let head = block(async {
-        Ok(w.s3
-            .head_object()
-            .bucket(&w.stack.s3.bucket)
-            .key(key.as_str())
-            .send()
-            .await?)
-    })
-    .with_context(|| format!("object {key} is not in the bucket"))?;
+    let head = w
+        .head(&key)
+        .with_context(|| format!("object {key} is not in the bucket"))?;
     ensure!(head.cache_control() == Some(imgate_contract::headers::IMMUTABLE));
     ensure!(head.content_type() == Some("image/png"));
     ensure!(head.content_length() == Some(body.len() as i64));
@@ -415,12 +430,7 @@ fn bad_input_gets_json_4xx(w: &World) -> anyhow::Result<()> {
     ];
     let renders = w.renders()?;
     for (method, url, status, code) in cases {
-        let response = block(async {
-            let r = w.http.request(method.parse()?, &url).send().await?;
-            let (s, h) = (r.status(), r.headers().clone());
-            Ok((s, h, r.bytes().await?))
-        })?;
-        let (got, headers, body) = response;
+        let (got, headers, body) = w.request(method, &url)?;
         let text = String::from_utf8_lossy(&body);
         ensure!(
             got.as_u16() == status,
@@ -664,11 +674,7 @@ fn malformed_requests(w: &World) -> anyhow::Result<()> {
     let renders = w.renders()?;
     let mut failures = Vec::new();
     for (method, url) in &cases {
-        let (status, headers, body) = block(async {
-            let r = w.http.request(method.parse()?, url).send().await?;
-            let (s, h) = (r.status(), r.headers().clone());
-            Ok((s, h, r.bytes().await?))
-        })?;
+        let (status, headers, body) = w.request(method, url)?;
         let json: Option<ErrorBody> = serde_json::from_slice(&body).ok();
         let ok = status.is_client_error()
             && header(&headers, "cache-control") == "no-store"
@@ -723,16 +729,7 @@ fn debug_routes(w: &World) -> anyhow::Result<()> {
     ensure!(header(&headers, "cache-control") == "no-store");
     ensure!(w.renders()? == renders + 1.0);
     let key = w.key(sample.trim_start_matches("/debug/render"))?;
-    let stored = block(async {
-        Ok(w.s3
-            .head_object()
-            .bucket(&w.stack.s3.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .is_ok())
-    })?;
-    ensure!(!stored, "a debug render was stored");
+    ensure!(w.head(&key).is_err(), "a debug render was stored");
 
     // The filled-in HTML, escaped, under a policy that runs and fetches nothing.
     let (status, headers, body) = w.get(&format!(
