@@ -12,9 +12,10 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, Store, StoreContextMut};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::manifest::{App, OutboundHost};
@@ -150,7 +151,8 @@ impl<U> spin_variables::HostWithStore<U> for Variables {
 /// The compiled edge, ready to instantiate per request.
 pub struct Edge {
     app: Arc<App>,
-    pre: ProxyPre<Host>,
+    /// The edge is a WASIp3 component (spin-sdk 7); a p2 one is refused at load.
+    pre: ServicePre<Host>,
     limits: Arc<Limits>,
     next_instance: AtomicU64,
     stopping: Arc<AtomicBool>,
@@ -182,12 +184,12 @@ impl Edge {
         })?;
 
         let pre = linker.instantiate_pre(&component)?;
-        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre).context(
+        let pre = ServicePre::new(pre).context(
             "the component does not export wasi:http/handler@0.3.0 (is it a spin-sdk 7 component?)",
         )?;
         Ok(Self {
             app: Arc::new(app),
-            pre: ProxyPre::P3(pre),
+            pre,
             limits: Arc::new(limits),
             next_instance: AtomicU64::new(0),
             stopping: Arc::default(),
@@ -206,11 +208,8 @@ impl Edge {
 
     /// The names of the component's imports and exports (interfaces), for checks.
     pub fn interfaces(&self) -> (Vec<String>, Vec<String>) {
-        let ProxyPre::P3(pre) = &self.pre else {
-            unreachable!("only P3 is constructed")
-        };
-        let engine = pre.engine();
-        let ty = pre.instance_pre().component().component_type();
+        let engine = self.pre.engine();
+        let ty = self.pre.instance_pre().component().component_type();
         (
             ty.imports(engine)
                 .map(|(name, _)| name.to_string())
@@ -252,7 +251,7 @@ impl HandlerState for Edge {
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Worker>> {
         let mut store = self.new_store()?;
-        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let proxy = Proxy::P3(self.pre.instantiate_async(&mut store).await?);
         Ok(Instance {
             store,
             proxy,
@@ -269,19 +268,6 @@ impl HandlerState for Edge {
             },
         })
     }
-}
-
-impl ProxyPreExt for ProxyPre<Host> {
-    fn engine(&self) -> &Engine {
-        match self {
-            ProxyPre::P3(pre) => pre.engine(),
-            ProxyPre::P2(pre) => pre.engine(),
-        }
-    }
-}
-
-trait ProxyPreExt {
-    fn engine(&self) -> &Engine;
 }
 
 /// Retires an instance that sat idle, or whose requests ran past the timeout.
