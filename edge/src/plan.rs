@@ -148,12 +148,7 @@ mod tests {
         let config = config(&[]);
         let url = config
             .keyring
-            .sign_card(
-                &match route::parse("GET", "/og/product.png", "title=Hi").unwrap() {
-                    Route::Card(c) => c,
-                    _ => unreachable!(),
-                },
-            )
+            .sign_card(&route::parse_card_url("/og/product.png?title=Hi").unwrap())
             .unwrap();
         let (path, query) = url.split_once('?').unwrap();
         let Plan::Fetch(fetch) = plan(&config, "GET", path, query, manifests) else {
