@@ -13,11 +13,16 @@ use imgate_tests::{png_size, prometheus};
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
+mod edge_modes;
+
 struct World {
     stack: Stack,
     templates: std::path::PathBuf,
     keys: Keyring,
+    /// The `signing_keys` value the stack runs with.
+    keys_spec: String,
     http: reqwest::Client,
+    no_redirects: reqwest::Client,
     s3: aws_sdk_s3::Client,
 }
 
@@ -73,6 +78,7 @@ fn main() {
     };
     let trials = TRIALS
         .iter()
+        .chain(edge_modes::TRIALS)
         .map(|&(name, test)| {
             let (world, runtime) = (world.clone(), runtime.clone());
             Trial::test(name, move || {
@@ -168,8 +174,13 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     Ok(World {
         templates: opts.templates.clone().expect("set above"),
         keys: Keyring::parse(&keys).map_err(anyhow::Error::msg)?,
+        keys_spec: keys,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            .build()?,
+        no_redirects: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?,
         s3,
         stack,
@@ -185,7 +196,7 @@ impl World {
         format!(
             "{}{}",
             self.stack.edge_url,
-            self.keys.sign_card(&card(path_and_query)).unwrap()
+            self.keys.sign_url(&card(path_and_query)).unwrap()
         )
     }
 

@@ -26,8 +26,17 @@ pub enum ContractError {
     BadParamName(String),
     #[error("unknown template {0:?}")]
     UnknownTemplate(String),
-    #[error("unknown image format {0:?}; use png, jpg or webp")]
-    UnknownFormat(String),
+    #[error("unknown image format {given:?}; use {allowed}")]
+    UnknownFormat {
+        given: String,
+        allowed: &'static str,
+    },
+    #[error("unknown rendition preset {0:?}; see /r/ in the README for the list")]
+    UnknownPreset(String),
+    #[error(
+        "renditions take no parameter {0:?}; only format (jpg, png, webp, avif or auto), k and s"
+    )]
+    RenditionParam(String),
     #[error("template {template:?} has no parameter {param:?}; it takes: {allowed}")]
     UnknownParam {
         template: String,
@@ -64,7 +73,9 @@ impl ContractError {
             Self::DuplicateParam(_) => "duplicate-param",
             Self::BadParamName(_) => "bad-param-name",
             Self::UnknownTemplate(_) => "unknown-template",
-            Self::UnknownFormat(_) => "unknown-format",
+            Self::UnknownFormat { .. } => "unknown-format",
+            Self::UnknownPreset(_) => "unknown-preset",
+            Self::RenditionParam(_) => "rendition-param",
             Self::UnknownParam { .. } => "unknown-param",
             Self::MissingParam { .. } => "missing-param",
             Self::ParamTooLong { .. } => "param-too-long",
@@ -79,7 +90,10 @@ impl ContractError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            Self::NotFound(_) | Self::UnknownTemplate(_) | Self::NoDataSource(_) => 404,
+            Self::NotFound(_)
+            | Self::UnknownTemplate(_)
+            | Self::UnknownPreset(_)
+            | Self::NoDataSource(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::PathTooLong { .. } => 414,
             Self::QueryTooLong { .. } => 414,

@@ -7,10 +7,14 @@ pub enum ImageFormat {
     Png,
     Jpeg,
     Webp,
+    /// Renditions only: Chromium cannot capture AVIF.
+    Avif,
 }
 
 impl ImageFormat {
-    pub const ALL: [ImageFormat; 3] = [Self::Png, Self::Jpeg, Self::Webp];
+    pub const ALL: [ImageFormat; 4] = [Self::Png, Self::Jpeg, Self::Webp, Self::Avif];
+    /// What a card can be rendered as.
+    pub const CARD: [ImageFormat; 3] = [Self::Png, Self::Jpeg, Self::Webp];
 
     /// Parses a URL extension. `jpeg` is accepted but `jpg` is canonical.
     pub fn from_extension(ext: &str) -> Result<Self, ContractError> {
@@ -18,7 +22,11 @@ impl ImageFormat {
             "png" => Ok(Self::Png),
             "jpg" | "jpeg" => Ok(Self::Jpeg),
             "webp" => Ok(Self::Webp),
-            other => Err(ContractError::UnknownFormat(other.to_string())),
+            "avif" => Ok(Self::Avif),
+            other => Err(ContractError::UnknownFormat {
+                given: other.chars().take(16).collect(),
+                allowed: "png, jpg, webp or avif",
+            }),
         }
     }
 
@@ -28,6 +36,7 @@ impl ImageFormat {
             Self::Png => "png",
             Self::Jpeg => "jpg",
             Self::Webp => "webp",
+            Self::Avif => "avif",
         }
     }
 
@@ -36,6 +45,7 @@ impl ImageFormat {
             Self::Png => "image/png",
             Self::Jpeg => "image/jpeg",
             Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
         }
     }
 }

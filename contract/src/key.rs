@@ -1,15 +1,17 @@
 //! Where an image lives in the bucket.
 //!
-//! `og/{template}/{digest}.{ext}`, where the digest is SHA-256 over the template
-//! revision and the canonical parameters. Template names are restricted to
-//! `[a-z0-9-]`, and everything else is a hex digest, so a key can never escape its
-//! prefix however the URL was crafted.
+//! Cards: `og/{template}/{digest}.{ext}`, where the digest is SHA-256 over the
+//! template revision and the canonical parameters. Template names are restricted
+//! to `[a-z0-9-]`, and everything else is a hex digest.
+//! Renditions: `renditions/{preset}/{source-key}.{ext}`, source keys restricted by
+//! [`crate::rendition::check_source_key`].
+//! Either way a key can never escape its prefix however the URL was crafted.
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::{CanonicalCard, query::encode_params};
+use crate::{CanonicalCard, ImageFormat, query::encode_params, rendition::Preset};
 
 /// An S3 object key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,6 +39,16 @@ impl ObjectKey {
         ))
     }
 
+    /// `renditions/{preset}/{source-key}.{ext}`. The source's own extension stays
+    /// in the key: `beach.jpg` and `beach.png` are different photos.
+    pub fn for_rendition(preset: &Preset, source: &str, format: ImageFormat) -> Self {
+        Self(format!(
+            "renditions/{}/{source}.{}",
+            preset.name,
+            format.extension()
+        ))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -55,7 +67,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ImageFormat;
     use std::collections::BTreeMap;
 
     fn card(revision: u32, title: &str) -> CanonicalCard {

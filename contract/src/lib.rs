@@ -1,6 +1,7 @@
 //! The contract that imgate's edge, origin, CLI and URL helpers share byte for byte:
 //! what a URL means ([`route`]), its canonical form ([`query`]), which templates
-//! and parameters exist ([`template`]), where the image lives in the bucket
+//! and parameters exist ([`template`]), which renditions exist ([`rendition`]),
+//! where the image lives in the bucket
 //! ([`key`]) and who may ask for it ([`sign`]).
 //!
 //! Pure code with no I/O, so it builds for `wasm32-wasip2` and native alike.
@@ -12,6 +13,7 @@ pub mod format;
 pub mod key;
 pub mod limits;
 pub mod query;
+pub mod rendition;
 pub mod route;
 pub mod sign;
 pub mod template;
@@ -20,7 +22,8 @@ pub use error::{ContractError, ErrorBody};
 pub use format::ImageFormat;
 pub use key::ObjectKey;
 pub use query::Query;
-pub use route::{CardRequest, Route};
+pub use rendition::{Preset, RenditionRequest};
+pub use route::{CardRequest, Route, Signable};
 pub use sign::Keyring;
 pub use template::{CanonicalCard, CardSpec};
 

@@ -17,5 +17,7 @@ pub const MAX_VERSION_CHARS: usize = 64;
 pub const MAX_TEMPLATE_NAME_LEN: usize = 64;
 /// Largest card a template may declare, per side, in CSS pixels.
 pub const MAX_CARD_SIDE: u32 = 4096;
+/// Longest rendition source key (below `originals/`), in bytes.
+pub const MAX_SOURCE_KEY_LEN: usize = 256;
 /// Longest record id in a data-source card URL, in bytes.
 pub const MAX_RECORD_ID_LEN: usize = 128;

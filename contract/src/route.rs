@@ -4,19 +4,86 @@
 //! GET /healthz
 //! GET /og/{template}.{png|jpg|webp}?{params}[&v=…][&k=…&s=…]
 //! GET /og/{template}/{id}.{png|jpg|webp}[?v=…][&k=…&s=…]
+//! GET /r/{preset}/{source-key}[?format=jpg|png|webp|avif|auto][&k=…&s=…]
 //! ```
 //!
 //! The second card form names a record: the origin fetches its data from the
-//! template's data source. Renditions (`/r/{preset}/{source-key}`) become a
-//! further [`Route`] variant.
+//! template's data source. The third is a rendition of an uploaded original
+//! (see [`crate::rendition`]).
 
-use crate::{ContractError, ImageFormat, Query, limits};
+use crate::{ContractError, ImageFormat, Query, RenditionRequest, limits};
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
     Card(CardRequest),
+    Rendition(RenditionRequest),
+}
+
+/// A request a URL signature can vouch for.
+pub trait Signable {
+    /// The canonical path the signature covers.
+    fn path(&self) -> String;
+    /// The query carrying the identity parameters and the signature.
+    fn query(&self) -> &Query;
+
+    /// The canonical path and query the signature covers.
+    fn signed_string(&self) -> String {
+        let query = self.query().canonical();
+        if query.is_empty() {
+            self.path()
+        } else {
+            format!("{}?{}", self.path(), query)
+        }
+    }
+
+    /// The canonical URL with the signature it came with, if any.
+    fn url(&self) -> String {
+        let mut url = self.signed_string();
+        let query = self.query();
+        for (name, value) in [("k", &query.key_id), ("s", &query.signature)] {
+            if let Some(value) = value {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(name);
+                url.push('=');
+                url.extend(percent_encoding::utf8_percent_encode(
+                    value,
+                    crate::query::ESCAPED,
+                ));
+            }
+        }
+        url
+    }
+}
+
+impl Signable for CardRequest {
+    fn path(&self) -> String {
+        CardRequest::path(self)
+    }
+    fn query(&self) -> &Query {
+        &self.query
+    }
+}
+
+impl Signable for RenditionRequest {
+    fn path(&self) -> String {
+        RenditionRequest::path(self)
+    }
+    fn query(&self) -> &Query {
+        &self.query
+    }
+}
+
+impl Route {
+    /// The signable request, for every route that needs a signature.
+    pub fn signable(&self) -> Option<&dyn Signable> {
+        match self {
+            Route::Health => None,
+            Route::Card(card) => Some(card),
+            Route::Rendition(rendition) => Some(rendition),
+        }
+    }
 }
 
 /// A card: `/og/{template}.{ext}?params` draws it from query parameters,
@@ -39,16 +106,6 @@ impl CardRequest {
             Some(id) => format!("/og/{}/{id}.{}", self.template, self.format.extension()),
         }
     }
-
-    /// The canonical path and query the signature covers.
-    pub fn signed_string(&self) -> String {
-        let query = self.query.canonical();
-        if query.is_empty() {
-            self.path()
-        } else {
-            format!("{}?{}", self.path(), query)
-        }
-    }
 }
 
 /// Parses a request line. `query` is the raw query string without `?` (empty if none).
@@ -67,6 +124,9 @@ pub fn parse(method: &str, path: &str, query: &str) -> Result<Route, ContractErr
     if let Some(rest) = path.strip_prefix("/og/") {
         return parse_card(rest, query).map(Route::Card);
     }
+    if let Some(rest) = path.strip_prefix("/r/") {
+        return RenditionRequest::parse(rest, query).map(Route::Rendition);
+    }
     Err(ContractError::NotFound(path.to_string()))
 }
 
@@ -79,7 +139,7 @@ pub fn parse_card_url(path_and_query: &str) -> Result<CardRequest, ContractError
         .unwrap_or((path_and_query, ""));
     match parse("GET", path, query)? {
         Route::Card(card) => Ok(card),
-        Route::Health => Err(ContractError::BadPath(format!(
+        Route::Health | Route::Rendition(_) => Err(ContractError::BadPath(format!(
             "{path} is not a card URL (/og/{{template}}.{{ext}}?params)"
         ))),
     }
@@ -108,9 +168,19 @@ fn parse_card(rest: &str, query: &str) -> Result<CardRequest, ContractError> {
     Ok(CardRequest {
         template: template.to_string(),
         record,
-        format: ImageFormat::from_extension(ext)?,
+        format: card_format(ext)?,
         query: Query::parse(query)?,
     })
+}
+
+fn card_format(ext: &str) -> Result<ImageFormat, ContractError> {
+    match ImageFormat::from_extension(ext) {
+        Ok(format) if ImageFormat::CARD.contains(&format) => Ok(format),
+        _ => Err(ContractError::UnknownFormat {
+            given: ext.chars().take(16).collect(),
+            allowed: "png, jpg or webp",
+        }),
+    }
 }
 
 /// Record ids go into a data-source URL and a hash, never a file path; they are
@@ -200,8 +270,8 @@ mod tests {
             );
         }
         assert!(matches!(
-            parse("GET", "/og/x.gif", ""),
-            Err(ContractError::UnknownFormat(_))
+            parse("GET", "/og/x.avif", ""),
+            Err(ContractError::UnknownFormat { .. })
         ));
         let long = format!("/og/{}.png", "a".repeat(limits::MAX_PATH_LEN));
         assert!(matches!(

@@ -5,7 +5,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::{CardRequest, ContractError};
+use crate::{ContractError, Signable};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -78,16 +78,17 @@ impl Keyring {
     }
 
     /// Returns the request's canonical URL with `k` and `s` appended.
-    pub fn sign_card(&self, card: &CardRequest) -> Option<String> {
-        let canonical = card.signed_string();
+    pub fn sign_url(&self, request: &(impl Signable + ?Sized)) -> Option<String> {
+        let canonical = request.signed_string();
         let (id, sig) = self.sign(&canonical)?;
         let sep = if canonical.contains('?') { '&' } else { '?' };
         Some(format!("{canonical}{sep}k={id}&s={sig}"))
     }
 
     /// Checks a request's signature in constant time.
-    pub fn verify(&self, card: &CardRequest) -> Result<(), ContractError> {
-        let (Some(id), Some(sig)) = (&card.query.key_id, &card.query.signature) else {
+    pub fn verify(&self, request: &(impl Signable + ?Sized)) -> Result<(), ContractError> {
+        let query = request.query();
+        let (Some(id), Some(sig)) = (&query.key_id, &query.signature) else {
             return Err(ContractError::MissingSignature);
         };
         let (_, secret) = self
@@ -98,7 +99,7 @@ impl Keyring {
         let sig = URL_SAFE_NO_PAD
             .decode(sig)
             .map_err(|_| ContractError::BadSignature)?;
-        mac(secret, &card.signed_string())
+        mac(secret, &request.signed_string())
             .verify_slice(&sig)
             .map_err(|_| ContractError::BadSignature)
     }
@@ -119,7 +120,7 @@ fn mac(secret: &[u8], message: &str) -> HmacSha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route;
+    use crate::{CardRequest, Route, route};
 
     const K1: &str = "k1:0123456789abcdef0123456789abcdef";
 
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn signs_and_verifies() {
         let ring = Keyring::parse(K1).unwrap();
-        let url = ring.sign_card(&card("/og/p.png?title=Hi")).unwrap();
+        let url = ring.sign_url(&card("/og/p.png?title=Hi")).unwrap();
         assert!(url.starts_with("/og/p.png?title=Hi&k=k1&s="), "{url}");
         assert_eq!(ring.verify(&card(&url)), Ok(()));
         let forged = url.replace("title=Hi", "title=Ho");
@@ -145,9 +146,38 @@ mod tests {
     }
 
     #[test]
+    fn renditions_are_signed_the_same_way() {
+        let ring = Keyring::parse(K1).unwrap();
+        let parse = |url: &str| {
+            let (path, query) = url.split_once('?').unwrap_or((url, ""));
+            route::parse("GET", path, query).unwrap()
+        };
+        let Route::Rendition(r) = parse("/r/small/u/1/a.jpg?format=auto") else {
+            panic!()
+        };
+        let url = ring.sign_url(&r).unwrap();
+        assert!(
+            url.starts_with("/r/small/u/1/a.jpg?format=auto&k=k1&s="),
+            "{url}"
+        );
+        let route = parse(&url);
+        assert_eq!(ring.verify(route.signable().unwrap()), Ok(()));
+        let other = parse(&url.replace("format=auto", "format=webp"));
+        assert_eq!(
+            ring.verify(other.signable().unwrap()),
+            Err(ContractError::BadSignature)
+        );
+        let moved = parse(&url.replace("/small/", "/large/"));
+        assert_eq!(
+            ring.verify(moved.signable().unwrap()),
+            Err(ContractError::BadSignature)
+        );
+    }
+
+    #[test]
     fn rotation_accepts_old_and_new_keys() {
         let old = Keyring::parse(K1).unwrap();
-        let url = old.sign_card(&card("/og/p.png?title=Hi")).unwrap();
+        let url = old.sign_url(&card("/og/p.png?title=Hi")).unwrap();
         let rotated = Keyring::parse(&format!("k2:{},{K1}", "z".repeat(40))).unwrap();
         assert_eq!(rotated.signing_key_id(), Some("k2"));
         assert_eq!(rotated.verify(&card(&url)), Ok(()));

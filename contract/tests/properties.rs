@@ -1,6 +1,6 @@
 //! Properties of the contract that must hold for every input, not just the examples.
 
-use imgate_contract::{CardRequest, ContractError, Keyring, Route, route};
+use imgate_contract::{CardRequest, ContractError, Keyring, Route, Signable, route};
 use proptest::prelude::*;
 
 const KEYS: &str = "k1:0123456789abcdef0123456789abcdef,k2:fedcba9876543210fedcba9876543210";
@@ -85,7 +85,7 @@ proptest! {
             Keyring::parse(KEYS.split(',').nth(1).unwrap()).unwrap()
         };
         let order: Vec<usize> = (0..params.len()).collect();
-        let url = signer.sign_card(&card("/og/t.png", &raw_query(&params, &order, false)).unwrap()).unwrap();
+        let url = signer.sign_url(&card("/og/t.png", &raw_query(&params, &order, false)).unwrap()).unwrap();
         let (path, query) = url.split_once('?').unwrap();
         prop_assert_eq!(ring.verify(&card(path, query).unwrap()), Ok(()));
     }
@@ -100,7 +100,7 @@ proptest! {
     ) {
         let ring = Keyring::parse(KEYS).unwrap();
         let order: Vec<usize> = (0..params.len()).collect();
-        let signed = ring.sign_card(&card("/og/t.png", &raw_query(&params, &order, false)).unwrap()).unwrap();
+        let signed = ring.sign_url(&card("/og/t.png", &raw_query(&params, &order, false)).unwrap()).unwrap();
         let (path, query) = signed.split_once('?').unwrap();
         let mut pairs: Vec<(String, String)> = query.split('&').map(|p| {
             let (k, v) = p.split_once('=').unwrap();

@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub start_timeout: Duration,
     /// Card templates, if not `<root>/templates` (both the origin and the edge read them).
     pub templates: Option<PathBuf>,
+    /// More Spin variables for the edge, e.g. `("mode", "redirect")`.
+    pub edge_variables: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -50,6 +52,7 @@ impl StackOptions {
             signing_keys: String::new(),
             start_timeout: Duration::from_secs(60),
             templates: None,
+            edge_variables: Vec::new(),
         }
     }
 }
@@ -62,6 +65,46 @@ pub struct Stack {
     pub edge_token: String,
     edge: Child,
     origin: Child,
+    edges: EdgeSetup,
+}
+
+/// How to start an edge host for this stack.
+struct EdgeSetup {
+    program: PathBuf,
+    manifest: PathBuf,
+    /// `SPIN_VARIABLE_*` connecting it to the store and origin.
+    env: Vec<(String, String)>,
+    start_timeout: Duration,
+}
+
+impl EdgeSetup {
+    async fn spawn(
+        &self,
+        manifest: Option<&Path>,
+        port: u16,
+        kv_dir: &Path,
+        variables: &[(&str, &str)],
+    ) -> anyhow::Result<Child> {
+        let mut env = self.env.clone();
+        env.push(("IMGATE_EDGE_LISTEN".into(), format!("127.0.0.1:{port}")));
+        env.push(("IMGATE_EDGE_KV_DIR".into(), kv_dir.display().to_string()));
+        for (name, value) in variables {
+            let name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+            env.retain(|(known, _)| *known != name);
+            env.push((name, value.to_string()));
+        }
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let manifest = manifest.unwrap_or(&self.manifest).display().to_string();
+        Child::spawn(
+            "edge",
+            &self.program,
+            &["--manifest", &manifest],
+            &env,
+            "imgate-edge-host listening on ",
+            self.start_timeout,
+        )
+        .await
+    }
 }
 
 impl Stack {
@@ -111,6 +154,12 @@ impl Stack {
                 ("AWS_EC2_METADATA_DISABLED", "true".into()),
                 // Loopback only: the debug routes help work on templates.
                 ("IMGATE_DEBUG_ROUTES", "true".into()),
+                // The edge's redirect mode sends misses here, signed as the edge checks them.
+                ("IMGATE_SIGNING_KEYS", opts.signing_keys.clone()),
+                (
+                    "IMGATE_ALLOW_UNSIGNED",
+                    opts.signing_keys.is_empty().to_string(),
+                ),
             ],
             "imgate-origin listening on ",
             opts.start_timeout,
@@ -118,36 +167,41 @@ impl Stack {
         .await?;
 
         let mut edge_env = vec![
+            ("SPIN_VARIABLE_STORE_ENDPOINT".to_string(), s3.url.clone()),
+            ("SPIN_VARIABLE_STORE_BUCKET".into(), opts.bucket.clone()),
             (
-                "IMGATE_EDGE_LISTEN",
-                format!("127.0.0.1:{}", opts.edge_port),
-            ),
-            ("SPIN_VARIABLE_STORE_ENDPOINT", s3.url.clone()),
-            ("SPIN_VARIABLE_STORE_BUCKET", opts.bucket.clone()),
-            (
-                "SPIN_VARIABLE_STORE_ACCESS_KEY_ID",
+                "SPIN_VARIABLE_STORE_ACCESS_KEY_ID".into(),
                 credentials.access_key.clone(),
             ),
             (
-                "SPIN_VARIABLE_STORE_SECRET_ACCESS_KEY",
+                "SPIN_VARIABLE_STORE_SECRET_ACCESS_KEY".into(),
                 credentials.secret_key.clone(),
             ),
-            ("SPIN_VARIABLE_ORIGIN_URL", origin.url.clone()),
-            ("SPIN_VARIABLE_EDGE_TOKEN", edge_token.clone()),
-            ("SPIN_VARIABLE_SIGNING_KEYS", opts.signing_keys.clone()),
+            ("SPIN_VARIABLE_ORIGIN_URL".into(), origin.url.clone()),
+            ("SPIN_VARIABLE_EDGE_TOKEN".into(), edge_token.clone()),
+            (
+                "SPIN_VARIABLE_SIGNING_KEYS".into(),
+                opts.signing_keys.clone(),
+            ),
         ];
         if opts.signing_keys.is_empty() {
-            edge_env.push(("SPIN_VARIABLE_ALLOW_UNSIGNED", "true".into()));
+            edge_env.push(("SPIN_VARIABLE_ALLOW_UNSIGNED".into(), "true".into()));
         }
-        let edge = Child::spawn(
-            "edge",
-            &opts.bin_dir.join("imgate-edge-host"),
-            &["--manifest", &manifest.display().to_string()],
-            &edge_env,
-            "imgate-edge-host listening on ",
-            opts.start_timeout,
-        )
-        .await?;
+        let edges = EdgeSetup {
+            program: opts.bin_dir.join("imgate-edge-host"),
+            manifest,
+            env: edge_env,
+            start_timeout: opts.start_timeout,
+        };
+        let variables: Vec<(&str, &str)> = opts
+            .edge_variables
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        // The known-present index survives restarts, as with Spin's local store.
+        let edge = edges
+            .spawn(None, opts.edge_port, &kv_dir(&opts.data_dir)?, &variables)
+            .await?;
 
         Ok(Self {
             edge_url: edge.url.clone(),
@@ -156,7 +210,25 @@ impl Stack {
             edge_token,
             edge,
             origin,
+            edges,
         })
+    }
+
+    /// The Spin manifest the stack's edge runs (paths absolute).
+    pub fn manifest(&self) -> &Path {
+        &self.edges.manifest
+    }
+
+    /// Starts one more edge host on a free port against the same store and
+    /// origin: another `manifest` (default: the stack's), its own key-value
+    /// folder, and Spin variables overriding the stack's, e.g. `("mode", "redirect")`.
+    pub async fn spawn_edge(
+        &self,
+        manifest: Option<&Path>,
+        kv_dir: &Path,
+        variables: &[(&str, &str)],
+    ) -> anyhow::Result<Child> {
+        self.edges.spawn(manifest, 0, kv_dir, variables).await
     }
 
     /// Stops the edge, then the origin (which closes Chromium), politely.
@@ -164,6 +236,14 @@ impl Stack {
         self.edge.stop().await;
         self.origin.stop().await;
     }
+}
+
+/// Where the edge keeps its key-value stores: beside the data folder, whose
+/// top level the store treats as buckets.
+pub fn kv_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.parent().unwrap_or(data_dir).join("kv");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// A copy of `<root>/spin.toml` whose component reads `templates` instead of

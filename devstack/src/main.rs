@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use imgate_contract::{Keyring, route};
+use imgate_contract::{Keyring, Signable, route};
 use imgate_devstack::{Stack, StackOptions, sibling_bin_dir};
 
 const SAMPLE_URL: &str = "/og/product.png?title=Hello%20from%20imgate&subtitle=Cards%20rendered%20once%2C%20served%20forever&price=%2419";
@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         "{}{}",
         stack.edge_url,
         keyring
-            .sign_card(&card)
+            .sign_url(&card)
             .unwrap_or_else(|| card.signed_string())
     );
     println!(

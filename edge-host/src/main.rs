@@ -1,8 +1,10 @@
 //! `imgate-edge-host`: runs imgate's edge component locally the way Spin would.
 //!
 //! It reads `spin.toml`, loads the component it names, provides `spin:variables`
-//! from the manifest defaults and `SPIN_VARIABLE_*`, mounts the component's
-//! `files`, enforces `allowed_outbound_hosts`, and serves HTTP.
+//! from the manifest defaults and `SPIN_VARIABLE_*`, Spin's key-value store (in
+//! memory or files), mounts the component's `files`, enforces
+//! `allowed_outbound_hosts`, reuses instances, and serves HTTP with one log
+//! line per request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,6 +40,10 @@ struct Args {
     /// How long to wait for a store or origin connection.
     #[arg(long, default_value = "5s", value_parser = humantime_secs)]
     connect_timeout: Duration,
+    /// Keep Spin key-value stores as files `DIR/{label}.json` (Spin's local
+    /// store keeps them on disk too); without it they live in memory.
+    #[arg(long, env = "IMGATE_EDGE_KV_DIR")]
+    kv_dir: Option<PathBuf>,
 }
 
 fn humantime_secs(s: &str) -> Result<Duration, String> {
@@ -77,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             connect_timeout: args.connect_timeout,
             first_byte_timeout: args.request_timeout,
         },
+        args.kv_dir.as_deref(),
     )?;
     let stopping = edge.stopping();
     let handler = edge.into_handler();
@@ -160,6 +167,7 @@ async fn serve_one(
         %path,
         status = response.status().as_u16(),
         cache = response.headers().get("x-imgate-cache").and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        index = response.headers().get("x-imgate-index").and_then(|v| v.to_str().ok()).unwrap_or("-"),
         ms = started.elapsed().as_millis() as u64,
         "request"
     );

@@ -47,6 +47,8 @@ struct RawComponent {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +117,8 @@ pub struct App {
     pub variables: BTreeMap<String, String>,
     /// Names of component variables whose value comes from a secret application variable.
     pub secret_variables: BTreeSet<String>,
+    /// Labels of the key-value stores the component may open.
+    pub key_value_stores: Vec<String>,
 }
 
 impl App {
@@ -205,6 +209,7 @@ impl App {
             outbound,
             variables,
             secret_variables,
+            key_value_stores: component.key_value_stores.clone(),
         })
     }
 }

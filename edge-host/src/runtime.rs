@@ -18,13 +18,21 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::kv::{KeyValue, KvHost, KvView};
 use crate::manifest::{App, OutboundHost};
 
-mod bindings {
+pub(crate) mod bindings {
     // The single place host bindings are generated, from the same WIT the edge is built against.
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "imgate:edge/spin-imports",
+        with: {
+            "spin:key-value/key-value.store": crate::kv::OpenStore,
+        },
+        // Making a stream can fail in the host; that traps rather than lying.
+        imports: {
+            "spin:key-value/key-value.[method]store.get-keys": trappable,
+        },
     });
 }
 use bindings::spin::variables::variables as spin_variables;
@@ -52,6 +60,7 @@ pub struct Host {
     http: WasiHttpCtx,
     outbound: Outbound,
     variables: Arc<App>,
+    kv: Arc<KeyValue>,
 }
 
 impl WasiView for Host {
@@ -151,6 +160,7 @@ impl<U> spin_variables::HostWithStore<U> for Variables {
 /// The compiled edge, ready to instantiate per request.
 pub struct Edge {
     app: Arc<App>,
+    kv: Arc<KeyValue>,
     /// The edge is a WASIp3 component (spin-sdk 7); a p2 one is refused at load.
     pre: ServicePre<Host>,
     limits: Arc<Limits>,
@@ -159,7 +169,15 @@ pub struct Edge {
 }
 
 impl Edge {
-    pub fn new(app: App, limits: Limits) -> wasmtime::Result<Self> {
+    /// Loads the component. Key-value stores live in memory, or as files in
+    /// `kv_dir` when given.
+    pub fn new(
+        app: App,
+        limits: Limits,
+        kv_dir: Option<&std::path::Path>,
+    ) -> wasmtime::Result<Self> {
+        let kv = KeyValue::open(&app.key_value_stores, kv_dir)
+            .map_err(|e| wasmtime::format_err!("key-value store: {e:#}"))?;
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.wasm_component_model_async(true);
@@ -182,6 +200,13 @@ impl Edge {
         spin_variables::add_to_linker::<_, Variables>(&mut linker, |host: &mut Host| {
             &*host.variables
         })?;
+        bindings::spin::key_value::key_value::add_to_linker::<_, KvHost>(
+            &mut linker,
+            |host: &mut Host| KvView {
+                table: &mut host.table,
+                kv: &host.kv,
+            },
+        )?;
 
         let pre = linker.instantiate_pre(&component)?;
         let pre = ServicePre::new(pre).context(
@@ -189,6 +214,7 @@ impl Edge {
         )?;
         Ok(Self {
             app: Arc::new(app),
+            kv: Arc::new(kv),
             pre,
             limits: Arc::new(limits),
             next_instance: AtomicU64::new(0),
@@ -239,6 +265,7 @@ impl Edge {
                 first_byte_timeout: self.limits.first_byte_timeout,
             },
             variables: self.app.clone(),
+            kv: self.kv.clone(),
         };
         Ok(Store::new(self.pre.engine(), host))
     }

@@ -1,5 +1,6 @@
 //! The built edge component is the file spin.toml names, exports the WASI HTTP
-//! handler Spin calls, and imports nothing Spin-specific beyond its variables.
+//! handler Spin calls, and imports nothing Spin-specific beyond its variables
+//! and key-value store.
 //! Needs `scripts/build-edge` to have run (the README's test command does).
 
 use std::path::Path;
@@ -38,6 +39,7 @@ fn spin_toml_names_the_built_component_and_it_exports_the_http_handler() {
             connect_timeout: Duration::from_secs(1),
             first_byte_timeout: Duration::from_secs(1),
         },
+        None,
     )
     .expect("the host instantiates the component");
     let (imports, exports) = edge.interfaces();
@@ -48,7 +50,10 @@ fn spin_toml_names_the_built_component_and_it_exports_the_http_handler() {
     let non_wasi: Vec<_> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
     assert_eq!(
         non_wasi,
-        ["spin:variables/variables@3.0.0"],
+        [
+            "spin:variables/variables@3.0.0",
+            "spin:key-value/key-value@3.0.0"
+        ],
         "imports: {imports:?}"
     );
 }

@@ -3,14 +3,25 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, VARY,
+};
 use imgate_contract::{ErrorBody, headers};
 use spin_sdk::http::{EmptyBody, FullBody, IntoResponse, Request, send};
+use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 
-use crate::{EdgeConfig, Plan, config::VARIABLES, plan, plan::Fetch};
+use crate::config::{Mode, VARIABLES};
+use crate::index::Slot;
+use crate::plan::{StoreMethod, Target, presign};
+use crate::{EdgeConfig, Plan, plan};
 
 type Answer = Result<Response, ErrorCode>;
+
+/// Tells the caller what the known-present index said (redirect mode).
+const INDEX_STATUS: &str = "x-imgate-index";
+/// Longest a 503 from a shedding origin may be cached, in seconds.
+const MAX_SHED_CACHE_SECS: u64 = 30;
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Answer {
@@ -28,27 +39,43 @@ async fn handle(request: Request) -> Answer {
         );
     }
     let uri = request.uri();
+    let accept = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     let decision = plan(
         &config,
         request.method().as_str(),
         uri.path(),
         uri.query().unwrap_or(""),
+        accept,
         |path| std::fs::read_to_string(path).ok(),
     );
-    match decision {
-        Plan::Respond { status, body } => json(status, body),
-        Plan::Fetch(fetch) => serve(&config, fetch).await,
+    match (decision, &config.mode) {
+        (Plan::Respond { status, body }, _) => json(status, body),
+        (Plan::Image(target), Mode::Serve) => serve(&config, target).await,
+        (
+            Plan::Image(target),
+            Mode::Redirect {
+                public_store_url,
+                origin_public_url,
+            },
+        ) => {
+            let hit = format!("{public_store_url}/{}", target.key);
+            let miss = format!("{origin_public_url}{}", target.public_path);
+            redirect(&config, &target, hit, miss).await
+        }
     }
 }
 
-/// Serves the stored object, or on a miss streams the origin's answer back.
-async fn serve(config: &EdgeConfig, fetch: Fetch) -> Answer {
-    let stored = http::Request::get(&fetch.store_url)
+/// Serve mode: the stored object, or on a miss the origin's answer, streamed back.
+async fn serve(config: &EdgeConfig, target: Target) -> Answer {
+    let stored = http::Request::get(presign(config, StoreMethod::Get, &target.key))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(stored).await {
         Ok(mut hit) if hit.status() == 200 => {
-            image_headers(hit.headers_mut(), fetch.format.content_type(), "hit");
+            image_headers(hit.headers_mut(), &target, "hit");
             return hit.into_response();
         }
         Ok(miss) if miss.status() == 404 => {}
@@ -56,28 +83,31 @@ async fn serve(config: &EdgeConfig, fetch: Fetch) -> Answer {
         Ok(other) => eprintln!(
             "imgate-edge: store answered {} for {}",
             other.status(),
-            fetch.key
+            target.key
         ),
-        Err(e) => eprintln!("imgate-edge: store unreachable for {}: {e:?}", fetch.key),
+        Err(e) => eprintln!("imgate-edge: store unreachable for {}: {e:?}", target.key),
     }
 
-    let render = http::Request::get(&fetch.origin_url)
+    let render = http::Request::get(format!("{}{}", config.origin_url, target.origin_path))
         .header(headers::EDGE_TOKEN, &config.edge_token)
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(render).await {
         Ok(mut made) if made.status() == 200 => {
-            image_headers(made.headers_mut(), fetch.format.content_type(), "miss");
+            image_headers(made.headers_mut(), &target, "miss");
+            // Now known present: a redirect-mode edge on the same store skips its lookup.
+            if let Some(index) = Index::open(config, &target).await {
+                index.record().await;
+            }
             made.into_response()
         }
         Ok(mut failed) => {
-            failed
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static(headers::NO_STORE));
+            let cache = shed_cache_control(failed.status().as_u16(), failed.headers());
+            failed.headers_mut().insert(CACHE_CONTROL, cache);
             failed.into_response()
         }
         Err(e) => {
-            eprintln!("imgate-edge: origin unreachable for {}: {e:?}", fetch.key);
+            eprintln!("imgate-edge: origin unreachable for {}: {e:?}", target.key);
             let body = ErrorBody::new(
                 "origin-unreachable",
                 "the image could not be made right now; retry shortly",
@@ -87,9 +117,146 @@ async fn serve(config: &EdgeConfig, fetch: Fetch) -> Answer {
     }
 }
 
+/// Redirect mode: 302 to the public copy when the index or a HEAD says it is
+/// stored, else 307 to the origin, which checks the URL's signature itself.
+async fn redirect(config: &EdgeConfig, target: &Target, hit: String, miss: String) -> Answer {
+    let index = Index::open(config, target).await;
+    if let Some(index) = &index
+        && index.is_fresh()
+    {
+        return redirect_to(302, &hit, target, config, "hit");
+    }
+    let head = http::Request::head(presign(config, StoreMethod::Head, &target.key))
+        .body(EmptyBody::new())
+        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    let stored = match send(head).await {
+        Ok(answer) if answer.status() == 200 => true,
+        Ok(answer) if answer.status() == 404 => false,
+        Ok(other) => {
+            eprintln!(
+                "imgate-edge: store answered {} to HEAD {}",
+                other.status(),
+                target.key
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("imgate-edge: store unreachable for {}: {e:?}", target.key);
+            false
+        }
+    };
+    let status = index.as_ref().map_or("off", Index::status);
+    if stored {
+        if let Some(index) = &index {
+            index.record().await;
+        }
+        redirect_to(302, &hit, target, config, status)
+    } else {
+        if let Some(index) = &index {
+            index.forget().await;
+        }
+        redirect_to(307, &miss, target, config, status)
+    }
+}
+
+fn redirect_to(
+    status: u16,
+    location: &str,
+    target: &Target,
+    config: &EdgeConfig,
+    index_status: &str,
+) -> Answer {
+    // A hit's location is immutable, but lifecycle rules may expire the object:
+    // cache the redirect no longer than the index trusts itself.
+    let cache = if status == 302 {
+        format!("public, max-age={}", config.index_ttl_secs)
+    } else {
+        headers::NO_STORE.to_string()
+    };
+    let mut response = http::Response::builder()
+        .status(status)
+        .header(LOCATION, location)
+        .header(CACHE_CONTROL, cache)
+        .header(INDEX_STATUS, index_status);
+    if target.vary_accept {
+        response = response.header(VARY, "Accept");
+    }
+    response
+        .body(EmptyBody::new())
+        .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?
+        .into_response()
+}
+
+/// The known-present index entry of one object: best effort, so every failure
+/// is logged and treated as "not known".
+struct Index {
+    store: Store,
+    slot: Slot,
+    shard: Option<Vec<u8>>,
+    now: u64,
+    ttl_secs: u64,
+}
+
+impl Index {
+    async fn open(config: &EdgeConfig, target: &Target) -> Option<Self> {
+        let store = Store::open_default()
+            .await
+            .map_err(|e| eprintln!("imgate-edge: key-value store unavailable: {e:?}"))
+            .ok()?;
+        let slot = Slot::of(&target.key);
+        let shard = store
+            .get(&slot.shard)
+            .await
+            .map_err(|e| eprintln!("imgate-edge: index read failed: {e:?}"))
+            .ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(Self {
+            store,
+            slot,
+            shard,
+            now,
+            ttl_secs: config.index_ttl_secs,
+        })
+    }
+
+    fn shard(&self) -> &[u8] {
+        self.shard.as_deref().unwrap_or_default()
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.slot.is_fresh(self.shard(), self.now, self.ttl_secs)
+    }
+
+    /// `miss` (no entry) or `stale` (an entry too old to trust).
+    fn status(&self) -> &'static str {
+        match self.slot.seen_at(self.shard()) {
+            Some(_) => "stale",
+            None => "miss",
+        }
+    }
+
+    async fn record(&self) {
+        let value = self.slot.record(self.shard(), self.now);
+        if let Err(e) = self.store.set(&self.slot.shard, value).await {
+            eprintln!("imgate-edge: index write failed: {e:?}");
+        }
+    }
+
+    async fn forget(&self) {
+        if let Some(value) = self.slot.forget(self.shard())
+            && let Err(e) = self.store.set(&self.slot.shard, value).await
+        {
+            eprintln!("imgate-edge: index write failed: {e:?}");
+        }
+    }
+}
+
 /// Images are immutable; store-internal headers are not the client's business.
-fn image_headers(headers: &mut HeaderMap, content_type: &'static str, cache_status: &'static str) {
-    let internal: Vec<_> = headers
+/// `ETag` and `Content-Length` pass through.
+fn image_headers(headers: &mut HeaderMap, target: &Target, cache_status: &'static str) {
+    let internal: Vec<HeaderName> = headers
         .keys()
         .filter(|name| name.as_str().starts_with("x-amz-") || *name == "server")
         .cloned()
@@ -97,12 +264,35 @@ fn image_headers(headers: &mut HeaderMap, content_type: &'static str, cache_stat
     for name in internal {
         headers.remove(name);
     }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(target.format.content_type()),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(headers::IMMUTABLE));
     headers.insert(
         headers::CACHE_STATUS,
         HeaderValue::from_static(cache_status),
     );
+    if target.vary_accept {
+        headers.insert(VARY, HeaderValue::from_static("Accept"));
+    }
+}
+
+/// Errors are never cached, except a 503 with `Retry-After` from an origin
+/// shedding load: a CDN may hold that briefly so a stampede does not all reach it.
+fn shed_cache_control(status: u16, headers: &HeaderMap) -> HeaderValue {
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match (status, retry_after) {
+        (503, Some(seconds)) => HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            seconds.min(MAX_SHED_CACHE_SECS)
+        ))
+        .expect("ASCII"),
+        _ => HeaderValue::from_static(headers::NO_STORE),
+    }
 }
 
 fn json(status: u16, body: String) -> Answer {

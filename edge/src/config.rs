@@ -33,10 +33,43 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "\"true\" accepts unsigned URLs when no keys are set (development only)",
     ),
     (
+        "mode",
+        "serve (default: 200 with the image, hit or miss) or redirect (302/307, browsers only)",
+    ),
+    (
+        "public_store_url",
+        "redirect mode: base URL where stored objects are public, e.g. a CDN on the bucket",
+    ),
+    (
+        "origin_public_url",
+        "redirect mode: base URL browsers reach the origin at (default origin_url)",
+    ),
+    (
+        "index_ttl_secs",
+        "how long the known-present index trusts an entry before checking the store again",
+    ),
+    (
         "templates_dir",
         "where the template folders are mounted (spin.toml `files`)",
     ),
 ];
+
+/// What the edge answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// 200 with the image on a hit and on a miss: social crawlers do not follow
+    /// redirects on `og:image`, and CloudFront passes a 3xx from its origin on.
+    Serve,
+    /// 302 to the public copy on a hit, 307 to the origin on a miss: no image
+    /// bytes through the edge, for browser-only traffic.
+    Redirect {
+        public_store_url: String,
+        origin_public_url: String,
+    },
+}
+
+/// Default for `index_ttl_secs`: an hour, far below any sensible lifecycle expiry.
+pub const DEFAULT_INDEX_TTL_SECS: u64 = 3600;
 
 /// The edge's settings. Secrets are kept out of `Debug`.
 #[derive(Clone)]
@@ -51,6 +84,8 @@ pub struct EdgeConfig {
     pub keyring: Keyring,
     pub allow_unsigned: bool,
     pub templates_dir: String,
+    pub mode: Mode,
+    pub index_ttl_secs: u64,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -61,6 +96,7 @@ impl std::fmt::Debug for EdgeConfig {
             .field("origin_url", &self.origin_url)
             .field("keyring", &self.keyring)
             .field("allow_unsigned", &self.allow_unsigned)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +150,49 @@ impl EdgeConfig {
                 problems.push(format!("{name} must be an http:// or https:// URL"));
             }
         }
+        let index_ttl_secs = match get("index_ttl_secs").as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_INDEX_TTL_SECS,
+            Some(n) => n.parse().unwrap_or_else(|_| {
+                problems.push(format!(
+                    "index_ttl_secs must be a number of seconds, not {n:?}"
+                ));
+                DEFAULT_INDEX_TTL_SECS
+            }),
+        };
+        let mode = match get("mode").as_deref().map(str::trim) {
+            None | Some("") | Some("serve") => Mode::Serve,
+            Some("redirect") => {
+                let public_store_url = get("public_store_url").unwrap_or_default();
+                if public_store_url.trim().is_empty() {
+                    problems.push("mode redirect needs public_store_url".into());
+                }
+                let origin_public_url = get("origin_public_url")
+                    .filter(|u| !u.trim().is_empty())
+                    .unwrap_or_else(|| origin_url.clone());
+                Mode::Redirect {
+                    public_store_url: public_store_url.trim().trim_end_matches('/').into(),
+                    origin_public_url: origin_public_url.trim().trim_end_matches('/').into(),
+                }
+            }
+            Some(other) => {
+                problems.push(format!("mode must be serve or redirect, not {other:?}"));
+                Mode::Serve
+            }
+        };
+        if let Mode::Redirect {
+            public_store_url,
+            origin_public_url,
+        } = &mode
+        {
+            for (name, url) in [
+                ("public_store_url", public_store_url),
+                ("origin_public_url", origin_public_url),
+            ] {
+                if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
+                    problems.push(format!("{name} must be an http:// or https:// URL"));
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
@@ -128,6 +207,8 @@ impl EdgeConfig {
             keyring,
             allow_unsigned,
             templates_dir,
+            mode,
+            index_ttl_secs,
         })
     }
 }
@@ -174,6 +255,27 @@ pub(crate) mod tests {
         assert!(err.contains("allow_unsigned"), "{err}");
         let v = vars(&[("signing_keys", ""), ("allow_unsigned", "true")]);
         assert!(EdgeConfig::from_lookup(|n| v.get(n).cloned()).is_ok());
+    }
+
+    #[test]
+    fn redirect_mode_needs_a_public_store_url() {
+        let v = vars(&[("mode", "redirect")]);
+        let err = EdgeConfig::from_lookup(|n| v.get(n).cloned()).unwrap_err();
+        assert!(err.contains("public_store_url"), "{err}");
+        let v = vars(&[
+            ("mode", "redirect"),
+            ("public_store_url", "https://cdn.example.com/"),
+        ]);
+        let config = EdgeConfig::from_lookup(|n| v.get(n).cloned()).unwrap();
+        assert_eq!(
+            config.mode,
+            Mode::Redirect {
+                public_store_url: "https://cdn.example.com".into(),
+                origin_public_url: "http://127.0.0.1:8081".into(),
+            }
+        );
+        let v = vars(&[("mode", "proxy")]);
+        assert!(EdgeConfig::from_lookup(|n| v.get(n).cloned()).is_err());
     }
 
     #[test]

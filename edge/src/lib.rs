@@ -2,9 +2,11 @@
 //!
 //! The decisions are pure functions ([`config`], [`plan`]) that build and test
 //! natively; the Spin handler in `component` (wasm32 only) performs the I/O the
-//! plan asks for: read the store, or forward the miss to the origin.
+//! plan asks for: read the store (or the known-present [`index`]), serve or
+//! redirect, or forward the miss to the origin.
 
 pub mod config;
+pub mod index;
 pub mod plan;
 
 #[cfg(target_arch = "wasm32")]

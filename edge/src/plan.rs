@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use imgate_contract::{
-    CardSpec, ContractError, ErrorBody, ImageFormat, ObjectKey, Route, route,
+    CardSpec, ContractError, ErrorBody, ImageFormat, ObjectKey, Route, Signable, route,
     template::MANIFEST_FILE,
 };
 
@@ -17,18 +17,23 @@ const PRESIGN_TTL: Duration = Duration::from_secs(60);
 pub enum Plan {
     /// Answer directly with a JSON body.
     Respond { status: u16, body: String },
-    /// Try the store, and on a miss ask the origin.
-    Fetch(Fetch),
+    /// An image: find it in the store, or have the origin make it.
+    Image(Target),
 }
 
+/// The image a request resolves to.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Fetch {
+pub struct Target {
     pub key: ObjectKey,
     pub format: ImageFormat,
-    /// A presigned GET for the object.
-    pub store_url: String,
-    /// The origin's internal render URL (canonical path and query, no signature).
-    pub origin_url: String,
+    /// The answer depends on the `Accept` header (`format=auto` renditions).
+    pub vary_accept: bool,
+    /// The origin's internal render path: canonical, format resolved, unsigned
+    /// (the edge token vouches for it).
+    pub origin_path: String,
+    /// The request's canonical URL, signature included: what a browser is sent
+    /// to on the origin in redirect mode, where the origin checks it itself.
+    pub public_path: String,
 }
 
 impl Plan {
@@ -40,65 +45,82 @@ impl Plan {
     }
 }
 
-/// Decides what to do with a request. `read_manifest` returns a template's
-/// `template.toml` by path, or `None` if there is no such file.
+/// Decides what to do with a request. `accept` is the `Accept` header;
+/// `read_manifest` returns a template's `template.toml` by path, or `None` if
+/// there is no such file.
 pub fn plan(
     config: &EdgeConfig,
     method: &str,
     path: &str,
     query: &str,
+    accept: Option<&str>,
     read_manifest: impl FnOnce(&str) -> Option<String>,
 ) -> Plan {
-    let card = match route::parse(method, path, query) {
-        Ok(Route::Health) => {
-            return Plan::Respond {
-                status: 200,
-                body: r#"{"status":"ok"}"#.into(),
-            };
-        }
-        Ok(Route::Card(card)) => card,
+    let route = match route::parse(method, path, query) {
+        Ok(route) => route,
         Err(e) => return Plan::error(&e),
     };
-    if !config.keyring.is_empty()
-        && let Err(e) = config.keyring.verify(&card)
+    if let Some(signed) = route.signable()
+        && !config.keyring.is_empty()
+        && let Err(e) = config.keyring.verify(signed)
     {
         return Plan::error(&e);
     }
-    let manifest_path = format!("{}/{}/{MANIFEST_FILE}", config.templates_dir, card.template);
-    let Some(manifest) = read_manifest(&manifest_path) else {
-        return Plan::error(&ContractError::UnknownTemplate(card.template));
-    };
-    let spec = match CardSpec::from_toml(&manifest) {
-        Ok(spec) => spec,
-        Err(e) => {
-            // A broken manifest is our fault, not the caller's: say so without details.
-            return Plan::Respond {
-                status: 500,
-                body: ErrorBody::new(
-                    "bad-template",
-                    format!("template {:?} is misconfigured: {e}", card.template),
-                )
-                .to_json(),
+    match route {
+        Route::Health => Plan::Respond {
+            status: 200,
+            body: r#"{"status":"ok"}"#.into(),
+        },
+        Route::Card(card) => {
+            let manifest_path =
+                format!("{}/{}/{MANIFEST_FILE}", config.templates_dir, card.template);
+            let Some(manifest) = read_manifest(&manifest_path) else {
+                return Plan::error(&ContractError::UnknownTemplate(card.template));
             };
+            let spec = match CardSpec::from_toml(&manifest) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    // A broken manifest is our fault, not the caller's.
+                    return Plan::Respond {
+                        status: 500,
+                        body: ErrorBody::new(
+                            "bad-template",
+                            format!("template {:?} is misconfigured: {e}", card.template),
+                        )
+                        .to_json(),
+                    };
+                }
+            };
+            let canonical = match spec.canonicalize(&card) {
+                Ok(c) => c,
+                Err(e) => return Plan::error(&e),
+            };
+            Plan::Image(Target {
+                key: ObjectKey::for_card(&canonical),
+                format: card.format,
+                vary_accept: false,
+                origin_path: card.signed_string(),
+                public_path: card.url(),
+            })
         }
-    };
-    let canonical = match spec.canonicalize(&card) {
-        Ok(c) => c,
-        Err(e) => return Plan::error(&e),
-    };
-    let key = ObjectKey::for_card(&canonical);
-    Plan::Fetch(Fetch {
-        store_url: presign_get(config, &key),
-        origin_url: format!("{}{}", config.origin_url, card.signed_string()),
-        format: card.format,
-        key,
-    })
+        Route::Rendition(rendition) => {
+            let resolved = rendition.resolve(accept);
+            Plan::Image(Target {
+                origin_path: rendition.origin_path(resolved.format),
+                public_path: rendition.url(),
+                key: resolved.key,
+                format: resolved.format,
+                vary_accept: resolved.vary_accept,
+            })
+        }
+    }
 }
 
-fn presign_get(config: &EdgeConfig, key: &ObjectKey) -> String {
+/// A presigned store request (`GET` or `HEAD`) for one object.
+pub fn presign(config: &EdgeConfig, method: StoreMethod, key: &ObjectKey) -> String {
     use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-    // Both inputs were validated when the config was read, and the key is
-    // `[a-z0-9-/.]` only, so these cannot fail.
+    // Both inputs were validated when the config was read, and keys are
+    // restricted by the contract, so these cannot fail.
     let endpoint = config
         .store_endpoint
         .parse()
@@ -114,10 +136,21 @@ fn presign_get(config: &EdgeConfig, key: &ObjectKey) -> String {
         config.store_access_key_id.clone(),
         config.store_secret_access_key.clone(),
     );
-    bucket
-        .get_object(Some(&credentials), key.as_str())
-        .sign(PRESIGN_TTL)
-        .to_string()
+    match method {
+        StoreMethod::Get => bucket
+            .get_object(Some(&credentials), key.as_str())
+            .sign(PRESIGN_TTL),
+        StoreMethod::Head => bucket
+            .head_object(Some(&credentials), key.as_str())
+            .sign(PRESIGN_TTL),
+    }
+    .to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMethod {
+    Get,
+    Head,
 }
 
 #[cfg(test)]
@@ -139,7 +172,7 @@ mod tests {
     fn status(plan: &Plan) -> u16 {
         match plan {
             Plan::Respond { status, .. } => *status,
-            Plan::Fetch(_) => 200,
+            Plan::Image(_) => 200,
         }
     }
 
@@ -148,26 +181,48 @@ mod tests {
         let config = config(&[]);
         let url = config
             .keyring
-            .sign_card(&route::parse_card_url("/og/product.png?title=Hi").unwrap())
+            .sign_url(&route::parse_card_url("/og/product.png?title=Hi").unwrap())
             .unwrap();
         let (path, query) = url.split_once('?').unwrap();
-        let Plan::Fetch(fetch) = plan(&config, "GET", path, query, manifests) else {
-            panic!("expected a fetch");
+        let Plan::Image(target) = plan(&config, "GET", path, query, None, manifests) else {
+            panic!("expected an image");
         };
-        assert!(fetch.key.as_str().starts_with("og/product/"));
-        assert!(
-            fetch
-                .store_url
-                .starts_with(&format!("http://127.0.0.1:9000/imgate/{}?", fetch.key)),
-            "{}",
-            fetch.store_url
-        );
-        assert!(fetch.store_url.contains("X-Amz-Signature="));
-        assert!(!fetch.store_url.contains("SECRET"));
+        assert!(target.key.as_str().starts_with("og/product/"));
+        assert_eq!(target.origin_path, "/og/product.png?title=Hi");
         assert_eq!(
-            fetch.origin_url,
-            "http://127.0.0.1:8081/og/product.png?title=Hi"
+            target.public_path, url,
+            "the signature travels to the origin"
         );
+        assert!(!target.vary_accept);
+        let store_url = presign(&config, StoreMethod::Get, &target.key);
+        assert!(
+            store_url.starts_with(&format!("http://127.0.0.1:9000/imgate/{}?", target.key)),
+            "{store_url}"
+        );
+        assert!(store_url.contains("X-Amz-Signature="));
+        assert!(!store_url.contains("SECRET"));
+        assert_ne!(presign(&config, StoreMethod::Head, &target.key), store_url);
+    }
+
+    #[test]
+    fn auto_renditions_resolve_per_client() {
+        let config = config(&[]);
+        let Ok(Route::Rendition(r)) = route::parse("GET", "/r/small/u/7.jpg", "format=auto") else {
+            panic!()
+        };
+        let url = config.keyring.sign_url(&r).unwrap();
+        let (path, query) = url.split_once('?').unwrap();
+        let for_accept = |accept| match plan(&config, "GET", path, query, accept, |_| None) {
+            Plan::Image(target) => target,
+            other => panic!("{other:?}"),
+        };
+        let avif = for_accept(Some("image/avif,image/webp,*/*"));
+        let jpeg = for_accept(None);
+        assert_eq!(avif.key.as_str(), "renditions/small/u/7.jpg.avif");
+        assert_eq!(avif.origin_path, "/r/small/u/7.jpg?format=avif");
+        assert_eq!(jpeg.key.as_str(), "renditions/small/u/7.jpg.jpg");
+        assert!(avif.vary_accept && jpeg.vary_accept);
+        assert_eq!(avif.public_path, url);
     }
 
     #[test]
@@ -225,9 +280,19 @@ mod tests {
                 "unknown-param",
             ),
             (&open, "GET", "/elsewhere", "", 404, "not-found"),
+            (
+                &signed,
+                "GET",
+                "/r/small/a.jpg",
+                "",
+                403,
+                "missing-signature",
+            ),
+            (&open, "GET", "/r/small/../a.jpg", "", 400, "bad-path"),
+            (&open, "GET", "/r/huge/a.jpg", "", 404, "unknown-preset"),
         ];
         for (config, method, path, query, want_status, want_code) in cases {
-            let p = plan(config, method, path, query, manifests);
+            let p = plan(config, method, path, query, None, manifests);
             assert_eq!(status(&p), *want_status, "{method} {path}?{query}: {p:?}");
             let Plan::Respond { body, .. } = p else {
                 unreachable!()
@@ -239,7 +304,7 @@ mod tests {
 
     #[test]
     fn health_is_answered_at_the_edge() {
-        let p = plan(&config(&[]), "GET", "/healthz", "", |_| None);
+        let p = plan(&config(&[]), "GET", "/healthz", "", None, |_| None);
         assert_eq!(status(&p), 200);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use imgate_contract::route;
+use imgate_contract::{Keyring, route};
 
 use imgate_origin::data::DataSources;
 use imgate_origin::origin::Origin;
@@ -61,6 +61,20 @@ struct ServeArgs {
     /// Credential the edge sends in x-imgate-edge-token; requests without it are refused.
     #[arg(long, env = "IMGATE_EDGE_TOKEN", hide_env_values = true)]
     edge_token: String,
+    /// Keys (`id:secret,…`, the edge's `signing_keys`) for signed URLs sent
+    /// straight here: the edge's redirect mode sends a miss to the origin.
+    /// Without them only the edge (with its token) is served.
+    #[arg(
+        long,
+        env = "IMGATE_SIGNING_KEYS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    signing_keys: String,
+    /// Accept unsigned URLs sent straight here when no keys are set. For
+    /// development only, like the edge's allow_unsigned.
+    #[arg(long, env = "IMGATE_ALLOW_UNSIGNED")]
+    allow_unsigned: bool,
     /// Bucket the images are stored in.
     #[arg(long, env = "IMGATE_BUCKET", default_value = "imgate")]
     bucket: String,
@@ -113,6 +127,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.edge_token.len() >= 16,
         "IMGATE_EDGE_TOKEN must be at least 16 characters"
     );
+    let keyring = Keyring::parse(&args.signing_keys)
+        .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?;
+    if keyring.is_empty() && args.allow_unsigned {
+        tracing::warn!(
+            "accepting unsigned URLs from anyone (IMGATE_ALLOW_UNSIGNED); never in production"
+        );
+    }
     let templates = Templates::load(&args.renderer.templates)?;
     let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
     let store = Store::connect(args.bucket, args.region, args.s3_endpoint, None).await;
@@ -130,6 +151,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Arc::new(imgate_origin::server::Server {
         origin: Origin::new(templates, renderer, store, data),
         edge_token: args.edge_token,
+        keyring,
+        allow_unsigned: args.allow_unsigned,
         debug_routes: args.debug_routes,
     });
 

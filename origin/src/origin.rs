@@ -56,7 +56,10 @@ impl Origin {
     pub fn card_for(&self, path: &str, query: &str) -> Result<CanonicalCard, OriginError> {
         match route::parse("GET", path, query)? {
             Route::Card(request) => Ok(self.templates.canonicalize(&request)?),
-            Route::Health => Err(ContractError::NotFound(path.to_string()).into()),
+            // Renditions are made by their own pipeline, not by the card renderer.
+            Route::Health | Route::Rendition(_) => {
+                Err(ContractError::NotFound(path.to_string()).into())
+            }
         }
     }
 

@@ -353,7 +353,10 @@ async fn render_on(
     tab.page.set_content(&page.html).await?;
     // Page.captureScreenshot directly: chromiumoxide's screenshot() first
     // activates the target, one more round trip per card for nothing.
-    let shot = tab.page.execute(capture_params(format)).await?;
+    let params = capture_params(format).ok_or_else(|| {
+        chromiumoxide::error::CdpError::msg(format!("cards cannot be {}", format.extension()))
+    })?;
+    let shot = tab.page.execute(params).await?;
     let data: &str = shot.result.data.as_ref();
     base64::engine::general_purpose::STANDARD
         .decode(data)
@@ -361,20 +364,24 @@ async fn render_on(
 }
 
 /// PNG is captured fast and large, then made small by `encode::palette_png`.
-fn capture_params(format: ImageFormat) -> CaptureScreenshotParams {
+/// Chromium cannot write AVIF (the contract never asks it to).
+fn capture_params(format: ImageFormat) -> Option<CaptureScreenshotParams> {
     let builder = CaptureScreenshotParams::builder();
-    match format {
-        ImageFormat::Png => builder
-            .format(CaptureScreenshotFormat::Png)
-            .optimize_for_speed(true),
-        ImageFormat::Jpeg => builder
-            .format(CaptureScreenshotFormat::Jpeg)
-            .quality(JPEG_QUALITY),
-        ImageFormat::Webp => builder
-            .format(CaptureScreenshotFormat::Webp)
-            .quality(WEBP_QUALITY),
-    }
-    .build()
+    Some(
+        match format {
+            ImageFormat::Png => builder
+                .format(CaptureScreenshotFormat::Png)
+                .optimize_for_speed(true),
+            ImageFormat::Jpeg => builder
+                .format(CaptureScreenshotFormat::Jpeg)
+                .quality(JPEG_QUALITY),
+            ImageFormat::Webp => builder
+                .format(CaptureScreenshotFormat::Webp)
+                .quality(WEBP_QUALITY),
+            ImageFormat::Avif => return None,
+        }
+        .build(),
+    )
 }
 
 async fn launch_browser(

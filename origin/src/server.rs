@@ -1,9 +1,10 @@
-//! HTTP: `/healthz`, `/metrics`, and the edge-only `/og/...` render route.
+//! HTTP: `/healthz`, `/metrics`, and the `/og/...` render route, for the edge
+//! (with its token) or for a signed URL sent here by the edge's redirect mode.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use imgate_contract::{ContractError, headers, sign::constant_time_eq};
+use imgate_contract::{ContractError, Keyring, headers, route, sign::constant_time_eq};
 use warp::Filter;
 use warp::http::{Response, StatusCode};
 
@@ -17,6 +18,10 @@ type Reply = warp::reply::Response;
 pub struct Server {
     pub origin: Origin,
     pub edge_token: String,
+    /// Keys for signed URLs sent straight here (redirect mode); empty: edge only.
+    pub keyring: Keyring,
+    /// With no keys, accept unsigned URLs sent straight here (development only).
+    pub allow_unsigned: bool,
     /// Serve `/debug/...` (no credential needed): for development, never on a
     /// public network.
     pub debug_routes: bool,
@@ -68,7 +73,7 @@ impl Server {
         if method != "GET" && method != "HEAD" {
             return self.reject(ContractError::MethodNotAllowed(method.to_string()).into());
         }
-        if !token.is_some_and(|t| constant_time_eq(t.as_bytes(), self.edge_token.as_bytes())) {
+        if !self.authorised(path, query, token) {
             return self.reject(OriginError::Unauthorized);
         }
         match self.origin.card(path, query).await {
@@ -80,6 +85,21 @@ impl Server {
                 .expect("valid headers"),
             Err(e) => self.reject(e),
         }
+    }
+
+    /// The edge's token, or a URL signed as the edge would require it.
+    fn authorised(&self, path: &str, query: &str, token: Option<&str>) -> bool {
+        if token.is_some_and(|t| constant_time_eq(t.as_bytes(), self.edge_token.as_bytes())) {
+            return true;
+        }
+        if self.keyring.is_empty() {
+            return self.allow_unsigned;
+        }
+        route::parse("GET", path, query).is_ok_and(|route| {
+            route
+                .signable()
+                .is_some_and(|signed| self.keyring.verify(signed).is_ok())
+        })
     }
 
     /// Direct calls for working on templates: `/debug/templates`,
