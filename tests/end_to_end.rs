@@ -312,7 +312,7 @@ fn first_request_renders_and_stores(w: &World) -> anyhow::Result<()> {
 
 fn second_request_is_served_from_the_store(w: &World) -> anyhow::Result<()> {
     let url = w.signed("/og/product.png?title=Twice&price=%241");
-    let (status, _, first) = w.get(&url)?;
+    let (status, made, first) = w.get(&url)?;
     ensure!(status == 200);
     let renders = w.renders()?;
     let (status, headers, second) = w.get(&url)?;
@@ -328,6 +328,12 @@ fn second_request_is_served_from_the_store(w: &World) -> anyhow::Result<()> {
         "store headers leak: {headers:?}"
     );
     ensure!(first == second, "same bytes");
+    ensure!(
+        !header(&made, "etag").is_empty() && header(&made, "etag") == header(&headers, "etag"),
+        "one ETag, made or stored: {:?} vs {:?}",
+        made.get("etag"),
+        headers.get("etag")
+    );
     ensure!(w.renders()? == renders, "the renderer was not reached");
     Ok(())
 }

@@ -24,6 +24,8 @@ pub struct Image {
     pub key: ObjectKey,
     pub format: ImageFormat,
     pub bytes: Bytes,
+    /// The store's ETag for the object, when the store said it.
+    pub etag: Option<String>,
 }
 
 pub struct Origin {
@@ -124,12 +126,13 @@ impl Origin {
 
     async fn make(&self, card: CanonicalCard, key: ObjectKey) -> Result<Image, OriginError> {
         // Another origin, or an earlier request, may have stored it since the edge looked.
-        if let Some(bytes) = self.store.get(&key).await.map_err(OriginError::Store)? {
+        if let Some((bytes, etag)) = self.store.get(&key).await.map_err(OriginError::Store)? {
             Metrics::inc(&self.metrics.served_from_store);
             return Ok(Image {
                 key,
                 format: card.format,
                 bytes,
+                etag,
             });
         }
         let started = Instant::now();
@@ -161,15 +164,22 @@ impl Origin {
             })
             .await
             .map_err(OriginError::Store)?;
-        match outcome {
-            PutOutcome::Stored { .. } => Metrics::inc(&self.metrics.store_puts),
-            PutOutcome::AlreadyThere => Metrics::inc(&self.metrics.store_already_there),
-        }
+        let etag = match &outcome {
+            PutOutcome::Stored { etag } => {
+                Metrics::inc(&self.metrics.store_puts);
+                etag.clone()
+            }
+            PutOutcome::AlreadyThere => {
+                Metrics::inc(&self.metrics.store_already_there);
+                None
+            }
+        };
         tracing::info!(%key, render_ms, bytes = bytes.len(), ?outcome, "card made");
         Ok(Image {
             key,
             format: card.format,
             bytes,
+            etag,
         })
     }
 }

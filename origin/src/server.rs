@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use imgate_contract::{ContractError, Keyring, headers, route, sign::constant_time_eq};
 use warp::Filter;
-use warp::http::{Response, StatusCode};
+use warp::http::{HeaderValue, Response, StatusCode};
 
 use crate::debug;
 use crate::error::OriginError;
@@ -77,12 +77,17 @@ impl Server {
             return self.reject(OriginError::Unauthorized);
         }
         match self.origin.card(path, query).await {
-            Ok(image) => Response::builder()
-                .header("content-type", image.format.content_type())
-                .header("cache-control", headers::IMMUTABLE)
-                .header("x-imgate-key", image.key.as_str())
-                .body(image.bytes.into())
-                .expect("valid headers"),
+            Ok(image) => {
+                let mut response = Response::builder()
+                    .header("content-type", image.format.content_type())
+                    .header("cache-control", headers::IMMUTABLE)
+                    .header("x-imgate-key", image.key.as_str());
+                // The same validator the store gives on a hit, so a revalidation matches.
+                if let Some(etag) = image.etag.filter(|e| HeaderValue::from_str(e).is_ok()) {
+                    response = response.header("etag", etag);
+                }
+                response.body(image.bytes.into()).expect("valid headers")
+            }
             Err(e) => self.reject(e),
         }
     }

@@ -95,9 +95,9 @@ impl Store {
         }
     }
 
-    /// The object's bytes, or `None` if there is none.
+    /// The object's bytes and ETag, or `None` if there is none.
     #[tracing::instrument(name = "imgate.origin.store.get", skip_all, fields(key = %key))]
-    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, String> {
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<(Bytes, Option<String>)>, String> {
         match self
             .client
             .get_object()
@@ -110,7 +110,7 @@ impl Store {
                 .body
                 .collect()
                 .await
-                .map(|b| Some(b.into_bytes()))
+                .map(|b| Some((b.into_bytes(), out.e_tag)))
                 .map_err(|e| e.to_string()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(describe(&e)),
