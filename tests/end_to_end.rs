@@ -585,11 +585,29 @@ fn malformed_requests(w: &World) -> anyhow::Result<()> {
         "/admin",
         "/og%2Fproduct.png",
         "/og/produit-\u{e9}.png",
+        "/r/thumbnail/a/../../secret.jpg",
+        "/r/thumbnail/.hidden",
+        "/r/thumbnail/a/.ssh/id_rsa",
+        "/r/thumbnail//x.jpg",
+        "/r/thumbnail/x.jpg/",
+        "/r/thumbnail/%2e%2e%2fsecret",
+        "/r/thumbnail/x%00.jpg",
+        "/r/thumbnail/photo-\u{e9}.jpg",
+        "/r/thumbnail/a\\b.jpg",
+        "/r/THUMBNAIL/x.jpg",
+        "/r/huge/x.jpg",
+        "/r/thumbnail/x.jpg?format=gif",
+        "/r/thumbnail/x.jpg?format=auto&format=webp",
+        "/r/thumbnail/x.jpg?width=10",
+        "/r/thumbnail/x.jpg?format=%FF",
+        "/r/thumbnail/x.jpg?k=e2e&s=AAAA",
+        "/r/thumbnail/x.jpg",
     ];
     for path in paths {
         unsigned.push(("GET", path.to_string()));
     }
     unsigned.push(("GET", format!("/og/{long}.png")));
+    unsigned.push(("GET", format!("/r/small/{}x.jpg", "a/".repeat(150))));
     unsigned.push(("GET", format!("/og/product/{}.png", "1".repeat(200))));
     unsigned.push(("GET", format!("/og/listing/42.png?v={}", "0".repeat(70))));
     let queries = [
