@@ -70,7 +70,7 @@ async fn handle(request: Request) -> Answer {
 
 /// Serve mode: the stored object, or on a miss the origin's answer, streamed back.
 async fn serve(config: &EdgeConfig, target: Target) -> Answer {
-    let stored = http::Request::get(presign(config, StoreMethod::Get, &target.key))
+    let stored = http::Request::get(presign(config, StoreMethod::Get, &target.key, unix_now()))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(stored).await {
@@ -126,7 +126,7 @@ async fn redirect(config: &EdgeConfig, target: &Target, hit: String, miss: Strin
     {
         return redirect_to(302, &hit, target, config, "hit");
     }
-    let head = http::Request::head(presign(config, StoreMethod::Head, &target.key))
+    let head = http::Request::head(presign(config, StoreMethod::Head, &target.key, unix_now()))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     let stored = match send(head).await {
@@ -209,9 +209,7 @@ impl Index {
             .await
             .map_err(|e| eprintln!("imgate-edge: index read failed: {e:?}"))
             .ok()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = unix_now();
         Some(Self {
             store,
             slot,
@@ -293,6 +291,12 @@ fn shed_cache_control(status: u16, headers: &HeaderMap) -> HeaderValue {
         .expect("ASCII"),
         _ => HeaderValue::from_static(headers::NO_STORE),
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn json(status: u16, body: String) -> Answer {

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod index;
 pub mod plan;
+pub mod presign;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -8,6 +8,7 @@ use imgate_contract::{
 };
 
 use crate::EdgeConfig;
+use crate::presign::Signer;
 
 /// How long a presigned store URL stays valid: only for the request that made it.
 const PRESIGN_TTL: Duration = Duration::from_secs(60);
@@ -116,35 +117,21 @@ pub fn plan(
     }
 }
 
-/// A presigned store request (`GET` or `HEAD`) for one object.
-pub fn presign(config: &EdgeConfig, method: StoreMethod, key: &ObjectKey) -> String {
-    use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-    // Both inputs were validated when the config was read, and keys are
-    // restricted by the contract, so these cannot fail.
-    let endpoint = config
-        .store_endpoint
-        .parse()
-        .expect("store_endpoint was validated as a URL");
-    let bucket = Bucket::new(
-        endpoint,
-        UrlStyle::Path,
-        config.store_bucket.clone(),
-        config.store_region.clone(),
-    )
-    .expect("store endpoint is http(s)");
-    let credentials = Credentials::new(
-        config.store_access_key_id.clone(),
-        config.store_secret_access_key.clone(),
-    );
-    match method {
-        StoreMethod::Get => bucket
-            .get_object(Some(&credentials), key.as_str())
-            .sign(PRESIGN_TTL),
-        StoreMethod::Head => bucket
-            .head_object(Some(&credentials), key.as_str())
-            .sign(PRESIGN_TTL),
-    }
-    .to_string()
+/// A presigned store request (`GET` or `HEAD`) for one object, made at `now`
+/// (unix seconds).
+pub fn presign(config: &EdgeConfig, method: StoreMethod, key: &ObjectKey, now: u64) -> String {
+    let signer = Signer {
+        endpoint: &config.store_endpoint,
+        bucket: &config.store_bucket,
+        region: &config.store_region,
+        access_key_id: &config.store_access_key_id,
+        secret_access_key: &config.store_secret_access_key,
+    };
+    let method = match method {
+        StoreMethod::Get => "GET",
+        StoreMethod::Head => "HEAD",
+    };
+    signer.presign(method, key.as_str(), now, PRESIGN_TTL.as_secs())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,14 +181,18 @@ mod tests {
             "the signature travels to the origin"
         );
         assert!(!target.vary_accept);
-        let store_url = presign(&config, StoreMethod::Get, &target.key);
+        let store_url = presign(&config, StoreMethod::Get, &target.key, 1_795_305_599);
         assert!(
             store_url.starts_with(&format!("http://127.0.0.1:9000/imgate/{}?", target.key)),
             "{store_url}"
         );
         assert!(store_url.contains("X-Amz-Signature="));
         assert!(!store_url.contains("SECRET"));
-        assert_ne!(presign(&config, StoreMethod::Head, &target.key), store_url);
+        assert!(store_url.contains("X-Amz-Date=20261121T235959Z"));
+        assert_ne!(
+            presign(&config, StoreMethod::Head, &target.key, 1_795_305_599),
+            store_url
+        );
     }
 
     #[test]
