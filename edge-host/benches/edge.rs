@@ -30,6 +30,15 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// One component and request to measure.
+struct Case {
+    name: &'static str,
+    manifest: String,
+    env: Vec<(&'static str, String)>,
+    path: String,
+    expect_status: u16,
+}
+
 struct Row {
     name: &'static str,
     expect_status: u16,
@@ -68,8 +77,6 @@ async fn main() -> anyhow::Result<()> {
         .context("keys set")?;
     let edge_env = |mode: &str| -> Vec<(&'static str, String)> {
         vec![
-            ("IMGATE_EDGE_LISTEN", "127.0.0.1:0".into()),
-            ("RUST_LOG", "warn".into()),
             ("SPIN_VARIABLE_STORE_ENDPOINT", s3.url.clone()),
             (
                 "SPIN_VARIABLE_STORE_ACCESS_KEY_ID",
@@ -105,43 +112,45 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     let spin_toml = root.join("spin.toml").display().to_string();
-    let hello_toml = hello_manifest.display().to_string();
-    let cases: [(&'static str, &str, Vec<(&'static str, String)>, &str, u16); 3] = [
-        (
-            "(a) edge, redirect mode, known-present hit",
-            &spin_toml,
-            edge_env("redirect"),
-            &signed,
-            302,
-        ),
-        (
-            "(b) edge, serve mode, 100 KB image",
-            &spin_toml,
-            edge_env("serve"),
-            &signed,
-            200,
-        ),
-        (
-            "(c) hello-world component",
-            &hello_toml,
-            Vec::new(),
-            "/",
-            200,
-        ),
+    let cases = [
+        Case {
+            name: "(a) edge, redirect mode, known-present hit",
+            manifest: spin_toml.clone(),
+            env: edge_env("redirect"),
+            path: signed.clone(),
+            expect_status: 302,
+        },
+        Case {
+            name: "(b) edge, serve mode, 100 KB image",
+            manifest: spin_toml,
+            env: edge_env("serve"),
+            path: signed,
+            expect_status: 200,
+        },
+        Case {
+            name: "(c) hello-world component",
+            manifest: hello_manifest.display().to_string(),
+            env: Vec::new(),
+            path: "/".into(),
+            expect_status: 200,
+        },
     ];
     let mut rows = Vec::new();
-    for (name, manifest, env, path, expect_status) in cases {
-        let mut env = env;
-        if env.is_empty() {
-            env = vec![
-                ("IMGATE_EDGE_LISTEN", "127.0.0.1:0".into()),
-                ("RUST_LOG", "warn".into()),
-            ];
-        }
+    for case in cases {
+        let Case {
+            name,
+            manifest,
+            mut env,
+            path,
+            expect_status,
+        } = case;
+        env.push(("IMGATE_EDGE_LISTEN", "127.0.0.1:0".into()));
+        // One log line per request would measure the terminal, not the edge.
+        env.push(("RUST_LOG", "warn".into()));
         let edge = Child::spawn(
             "edge",
             host,
-            &["--manifest", manifest],
+            &["--manifest", &manifest],
             &env,
             "imgate-edge-host listening on ",
             Duration::from_secs(60),

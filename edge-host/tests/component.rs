@@ -31,7 +31,10 @@ fn spin_toml_names_the_built_component_and_it_exports_the_http_handler() {
     );
     // The edge is loaded on every cold start at the edge: keep it small.
     let size = std::fs::metadata(&app.wasm).unwrap().len();
-    assert!(size <= 1_000_000, "the edge component is {size} bytes, over 1 MB");
+    assert!(
+        size <= 1_000_000,
+        "the edge component is {size} bytes, over 1 MB"
+    );
     let edge = Edge::new(
         app,
         Limits {
