@@ -1,7 +1,9 @@
 //! The edge benchmark: `imgate-edge-host` running (a) imgate's edge in redirect
 //! mode on the known-present hit path, (b) imgate's edge in serve mode streaming
 //! a 100 KB stored image, and (c) a hello-world component, each under the same
-//! bounded loopback load. Prints a Markdown table with the ratios to (c).
+//! bounded loopback load; and (d) the store serving (b)'s object directly, to
+//! show what (b) spends outside the edge. Prints a Markdown table with the
+//! ratios to (c).
 //!
 //! cargo bench -p imgate-edge-host --bench edge
 //!
@@ -173,6 +175,30 @@ async fn main() -> anyhow::Result<()> {
         });
         edge.stop().await;
     }
+    // What (b) costs without the edge: the store serving the same object.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let direct = imgate_edge::presign::Signer {
+        endpoint: &s3.url,
+        bucket: "imgate",
+        region: "us-east-1",
+        access_key_id: &s3.credentials.access_key,
+        secret_access_key: &s3.credentials.secret_key,
+    }
+    .presign("GET", KEY, now.as_secs(), 3600);
+    let name = "(d) the store alone, same 100 KB object";
+    eprintln!("{name}: {requests} requests over {connections} connections…");
+    load(&direct, connections, connections * 50, 200).await?;
+    let started = Instant::now();
+    let mut latencies = load(&direct, connections, requests, 200).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    rows.push(Row {
+        name,
+        expect_status: 200,
+        req_per_s: requests as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    });
     print_table(&rows, requests, connections);
     Ok(())
 }
@@ -228,7 +254,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn print_table(rows: &[Row], requests: usize, connections: usize) {
-    let base = rows.last().expect("three rows").req_per_s;
+    let base = rows
+        .iter()
+        .find(|r| r.name.starts_with("(c)"))
+        .expect("a hello-world row")
+        .req_per_s;
     println!(
         "\nimgate-edge-host on loopback, {requests} requests per row over {connections} keep-alive connections, {} cores.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())

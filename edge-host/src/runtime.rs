@@ -9,7 +9,9 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use wasmtime::component::{Accessor, Component, GuestTaskId, HasData, Linker, ResourceTable};
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Engine, Store, StoreContextMut};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreContextMut,
+};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
@@ -36,6 +38,12 @@ pub(crate) mod bindings {
     });
 }
 use bindings::spin::variables::variables as spin_variables;
+
+/// Instance slots kept ready. Each instance serves up to 16 requests at once,
+/// so this bounds a host at ~2,000 concurrent requests.
+const POOLED_INSTANCES: u32 = 128;
+/// Largest linear memory one instance may grow: the edge needs a few MiB.
+const MAX_MEMORY_BYTES: usize = 256 << 20;
 
 /// Limits on one edge instance. The component is small and stateless; these only
 /// stop a bug from taking the host down.
@@ -181,6 +189,16 @@ impl Edge {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.wasm_component_model_async(true);
+        // Instances come from preallocated slots, as in Spin: instantiation is a
+        // few page remaps, not mmap calls. Bounded to what one host serves.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 4)
+            .total_memories(POOLED_INSTANCES * 2)
+            .total_tables(POOLED_INSTANCES * 2)
+            .total_stacks(POOLED_INSTANCES * 2)
+            .max_memory_size(MAX_MEMORY_BYTES);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let started = Instant::now();
         let component = Component::from_file(&engine, &app.wasm).with_context(|| {

@@ -13,15 +13,13 @@ use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 
 use crate::config::{Mode, VARIABLES};
 use crate::index::Slot;
-use crate::plan::{StoreMethod, Target, presign};
+use crate::plan::{StoreMethod, Target, error_cache_control, presign};
 use crate::{EdgeConfig, Plan, plan};
 
 type Answer = Result<Response, ErrorCode>;
 
 /// Tells the caller what the known-present index said (redirect mode).
 const INDEX_STATUS: &str = "x-imgate-index";
-/// Longest a 503 from a shedding origin may be cached, in seconds.
-const MAX_SHED_CACHE_SECS: u64 = 30;
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Answer {
@@ -102,8 +100,14 @@ async fn serve(config: &EdgeConfig, target: Target) -> Answer {
             made.into_response()
         }
         Ok(mut failed) => {
-            let cache = shed_cache_control(failed.status().as_u16(), failed.headers());
-            failed.headers_mut().insert(CACHE_CONTROL, cache);
+            let retry_after = failed
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok());
+            let cache = error_cache_control(failed.status().as_u16(), retry_after);
+            failed
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_str(&cache).expect("ASCII"));
             failed.into_response()
         }
         Err(e) => {
@@ -273,23 +277,6 @@ fn image_headers(headers: &mut HeaderMap, target: &Target, cache_status: &'stati
     );
     if target.vary_accept {
         headers.insert(VARY, HeaderValue::from_static("Accept"));
-    }
-}
-
-/// Errors are never cached, except a 503 with `Retry-After` from an origin
-/// shedding load: a CDN may hold that briefly so a stampede does not all reach it.
-fn shed_cache_control(status: u16, headers: &HeaderMap) -> HeaderValue {
-    let retry_after = headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match (status, retry_after) {
-        (503, Some(seconds)) => HeaderValue::from_str(&format!(
-            "public, max-age={}",
-            seconds.min(MAX_SHED_CACHE_SECS)
-        ))
-        .expect("ASCII"),
-        _ => HeaderValue::from_static(headers::NO_STORE),
     }
 }
 
