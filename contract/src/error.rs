@@ -33,9 +33,7 @@ pub enum ContractError {
     },
     #[error("unknown rendition preset {0:?}; see /r/ in the README for the list")]
     UnknownPreset(String),
-    #[error(
-        "renditions take no parameter {0:?}; only format (jpg, png, webp, avif or auto), k and s"
-    )]
+    #[error("renditions take no parameter {0:?}; only format (jpg, png, webp or auto), k and s")]
     RenditionParam(String),
     #[error("template {template:?} has no parameter {param:?}; it takes: {allowed}")]
     UnknownParam {

@@ -7,14 +7,10 @@ pub enum ImageFormat {
     Png,
     Jpeg,
     Webp,
-    /// Renditions only: Chromium cannot capture AVIF.
-    Avif,
 }
 
 impl ImageFormat {
-    pub const ALL: [ImageFormat; 4] = [Self::Png, Self::Jpeg, Self::Webp, Self::Avif];
-    /// What a card can be rendered as.
-    pub const CARD: [ImageFormat; 3] = [Self::Png, Self::Jpeg, Self::Webp];
+    pub const ALL: [ImageFormat; 3] = [Self::Png, Self::Jpeg, Self::Webp];
 
     /// Parses a URL extension. `jpeg` is accepted but `jpg` is canonical.
     pub fn from_extension(ext: &str) -> Result<Self, ContractError> {
@@ -22,10 +18,9 @@ impl ImageFormat {
             "png" => Ok(Self::Png),
             "jpg" | "jpeg" => Ok(Self::Jpeg),
             "webp" => Ok(Self::Webp),
-            "avif" => Ok(Self::Avif),
             other => Err(ContractError::UnknownFormat {
                 given: other.chars().take(16).collect(),
-                allowed: "png, jpg, webp or avif",
+                allowed: "png, jpg or webp",
             }),
         }
     }
@@ -36,7 +31,6 @@ impl ImageFormat {
             Self::Png => "png",
             Self::Jpeg => "jpg",
             Self::Webp => "webp",
-            Self::Avif => "avif",
         }
     }
 
@@ -45,7 +39,6 @@ impl ImageFormat {
             Self::Png => "image/png",
             Self::Jpeg => "image/jpeg",
             Self::Webp => "image/webp",
-            Self::Avif => "image/avif",
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Renditions: `GET /r/{preset}/{source-key}[?format=…]`, a resized copy of the
 //! original stored at `originals/{source-key}`.
 //!
-//! The output format is the `format` parameter (`jpg`, `png`, `webp`, `avif`, or
-//! `auto` to pick from the `Accept` header), else the source key's own extension,
-//! else JPEG. The signature covers the URL as written (`format=auto` included), so
+//! The output format is the `format` parameter (`jpg`, `png`, `webp`, or `auto`
+//! to pick from the `Accept` header), else the source key's own extension, else
+//! JPEG. (AVIF joins when the origin can encode it; until then `auto` never
+//! promises what the origin cannot make.) The signature covers the URL as written (`format=auto` included), so
 //! one signed URL serves every browser; the object key uses the format actually made.
 
 use crate::{ContractError, ImageFormat, ObjectKey, Query, limits};
@@ -111,7 +112,7 @@ impl RenditionRequest {
             Some(ext) => FormatChoice::Fixed(ImageFormat::from_extension(ext).map_err(|_| {
                 ContractError::UnknownFormat {
                     given: ext.chars().take(16).collect(),
-                    allowed: "jpg, png, webp, avif or auto",
+                    allowed: "jpg, png, webp or auto",
                 }
             })?),
             None => FormatChoice::Fixed(format_of_source(source)),
@@ -154,8 +155,8 @@ impl RenditionRequest {
     }
 }
 
-/// Picks AVIF, then WebP, then JPEG: three answers per URL at most, so caches
-/// keyed on the normalised choice stay effective. `image/*` alone gets JPEG.
+/// Picks WebP, then JPEG: two answers per URL at most, so caches keyed on the
+/// normalised choice stay effective. `image/*` alone gets JPEG.
 pub fn negotiate(accept: &str) -> ImageFormat {
     let accepts = |wanted: &str| {
         accept.split(',').any(|range| {
@@ -168,9 +169,7 @@ pub fn negotiate(accept: &str) -> ImageFormat {
                 })
         })
     };
-    if accepts("image/avif") {
-        ImageFormat::Avif
-    } else if accepts("image/webp") {
+    if accepts("image/webp") {
         ImageFormat::Webp
     } else {
         ImageFormat::Jpeg
@@ -236,7 +235,6 @@ mod tests {
             ("/r/thumbnail/a/b.heic", "", ImageFormat::Jpeg),
             ("/r/thumbnail/a/b", "", ImageFormat::Jpeg),
             ("/r/small/a/b.png", "format=webp", ImageFormat::Webp),
-            ("/r/small/a/b.png", "format=avif", ImageFormat::Avif),
         ];
         for (path, query, want) in cases {
             let r = rendition(path, query).unwrap();
@@ -251,9 +249,9 @@ mod tests {
         let r = rendition("/r/medium/users/42/beach.jpg", "format=auto").unwrap();
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
         let cases = [
-            (Some(chrome), ImageFormat::Avif),
+            (Some(chrome), ImageFormat::Webp),
             (Some("image/webp,*/*"), ImageFormat::Webp),
-            (Some("image/avif;q=0, image/webp"), ImageFormat::Webp),
+            (Some("image/webp;q=0, image/*"), ImageFormat::Jpeg),
             (Some("IMAGE/WEBP"), ImageFormat::Webp),
             (Some("image/*"), ImageFormat::Jpeg),
             (None, ImageFormat::Jpeg),
@@ -290,6 +288,7 @@ mod tests {
             ("/r/thumbnail/a\\b", "", "bad-path"),
             ("/r/huge/a.jpg", "", "unknown-preset"),
             ("/r/thumbnail/a.jpg", "format=gif", "unknown-format"),
+            ("/r/thumbnail/a.jpg", "format=avif", "unknown-format"),
             ("/r/thumbnail/a.jpg", "width=9000", "rendition-param"),
             ("/r/thumbnail/a.jpg", "v=2", "rendition-param"),
             (

@@ -152,7 +152,7 @@ mod tests {
         ];
         let keys = [
             "og/product/0f1e.png",
-            "renditions/small/users/42/beach.jpg.avif",
+            "renditions/small/users/42/beach.jpg.webp",
             "renditions/thumbnail/a_b-c~d.e.webp",
         ];
         for now in times {

@@ -353,10 +353,7 @@ async fn render_on(
     tab.page.set_content(&page.html).await?;
     // Page.captureScreenshot directly: chromiumoxide's screenshot() first
     // activates the target, one more round trip per card for nothing.
-    let params = capture_params(format).ok_or_else(|| {
-        chromiumoxide::error::CdpError::msg(format!("cards cannot be {}", format.extension()))
-    })?;
-    let shot = tab.page.execute(params).await?;
+    let shot = tab.page.execute(capture_params(format)).await?;
     let data: &str = shot.result.data.as_ref();
     base64::engine::general_purpose::STANDARD
         .decode(data)
@@ -364,24 +361,20 @@ async fn render_on(
 }
 
 /// PNG is captured fast and large, then made small by `encode::palette_png`.
-/// Chromium cannot write AVIF (the contract never asks it to).
-fn capture_params(format: ImageFormat) -> Option<CaptureScreenshotParams> {
+fn capture_params(format: ImageFormat) -> CaptureScreenshotParams {
     let builder = CaptureScreenshotParams::builder();
-    Some(
-        match format {
-            ImageFormat::Png => builder
-                .format(CaptureScreenshotFormat::Png)
-                .optimize_for_speed(true),
-            ImageFormat::Jpeg => builder
-                .format(CaptureScreenshotFormat::Jpeg)
-                .quality(JPEG_QUALITY),
-            ImageFormat::Webp => builder
-                .format(CaptureScreenshotFormat::Webp)
-                .quality(WEBP_QUALITY),
-            ImageFormat::Avif => return None,
-        }
-        .build(),
-    )
+    match format {
+        ImageFormat::Png => builder
+            .format(CaptureScreenshotFormat::Png)
+            .optimize_for_speed(true),
+        ImageFormat::Jpeg => builder
+            .format(CaptureScreenshotFormat::Jpeg)
+            .quality(JPEG_QUALITY),
+        ImageFormat::Webp => builder
+            .format(CaptureScreenshotFormat::Webp)
+            .quality(WEBP_QUALITY),
+    }
+    .build()
 }
 
 async fn launch_browser(
