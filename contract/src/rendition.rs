@@ -30,6 +30,8 @@ pub struct Preset {
     pub width: u32,
     pub height: u32,
     pub fit: Fit,
+    /// JPEG and WebP quality: small images show artefacts less.
+    pub quality: u8,
 }
 
 /// The presets every deployment has.
@@ -39,24 +41,28 @@ pub const PRESETS: &[Preset] = &[
         width: 400,
         height: 400,
         fit: Fit::Cover,
+        quality: 78,
     },
     Preset {
         name: "small",
         width: 800,
         height: 600,
         fit: Fit::Contain,
+        quality: 80,
     },
     Preset {
         name: "medium",
         width: 2000,
         height: 2000,
         fit: Fit::Contain,
+        quality: 84,
     },
     Preset {
         name: "large",
         width: 4000,
         height: 4000,
         fit: Fit::Contain,
+        quality: 86,
     },
 ];
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod metrics;
 pub mod origin;
 pub mod render;
+pub mod rendition;
 pub mod server;
 pub mod singleflight;
 pub mod store;

@@ -1,0 +1,241 @@
+//! Renditions of uploaded photos: check the source before decoding it, decode,
+//! turn it upright, resize to the preset with photon-rs, encode.
+//!
+//! Colour: pixels are treated as sRGB; the source's ICC profile, if any, is
+//! copied into JPEG and PNG renditions so wide-gamut photos keep their colours
+//! in browsers that manage colour. WebP renditions carry none (libwebp's simple
+//! encoder cannot), so a Display P3 photo looks slightly duller as WebP.
+
+use std::io::Cursor;
+
+use image::{
+    DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageFormat as Codec, ImageReader,
+    Limits as DecodeLimits, RgbaImage,
+};
+use imgate_contract::{ImageFormat, Preset, rendition::Fit};
+use photon_rs::PhotonImage;
+use photon_rs::transform::{SamplingFilter, crop, resize};
+
+/// What a source may be. Checked before any pixel is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceLimits {
+    pub max_bytes: usize,
+    /// Width × height: an image bomb declares a huge canvas in a tiny file.
+    pub max_pixels: u64,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 50 * 1024 * 1024,
+            max_pixels: 40_000_000,
+        }
+    }
+}
+
+/// Why a source cannot be made into a rendition: all the uploader's doing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("the original is {bytes} bytes; the limit is {max}")]
+    TooManyBytes { bytes: usize, max: usize },
+    #[error("the original is {width}×{height} pixels; the limit is {max} pixels")]
+    TooManyPixels { width: u32, height: u32, max: u64 },
+    #[error("the original is {0}, which imgate cannot read; upload JPEG, PNG, WebP or GIF")]
+    Unsupported(&'static str),
+    #[error("the original is not a readable image: {0}")]
+    Corrupt(String),
+}
+
+impl SourceError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::TooManyBytes { .. } | Self::TooManyPixels { .. } => 413,
+            Self::Unsupported(_) => 415,
+            Self::Corrupt(_) => 422,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooManyBytes { .. } => "source-too-large",
+            Self::TooManyPixels { .. } => "too-many-pixels",
+            Self::Unsupported(_) => "unsupported-image",
+            Self::Corrupt(_) => "corrupt-image",
+        }
+    }
+}
+
+/// Identifies a source by its first bytes; the extension and the declared
+/// content type are the uploader's word, not evidence.
+pub fn sniff(bytes: &[u8]) -> Result<Codec, SourceError> {
+    let brand = bytes.get(8..12);
+    match bytes {
+        [0xFF, 0xD8, 0xFF, ..] => Ok(Codec::Jpeg),
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Ok(Codec::Png),
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Ok(Codec::Gif),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Ok(Codec::WebP),
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Err(SourceError::Unsupported(match brand {
+            Some(b"avif") | Some(b"avis") => "AVIF",
+            _ => "HEIC/HEIF",
+        })),
+        _ => Err(SourceError::Unsupported("not an image format imgate knows")),
+    }
+}
+
+/// Makes one rendition of `source`.
+pub fn render(
+    source: &[u8],
+    preset: &Preset,
+    format: ImageFormat,
+    limits: SourceLimits,
+) -> Result<Vec<u8>, SourceError> {
+    let (image, icc) = decode(source, limits)?;
+    let (width, height) = (image.width(), image.height());
+    let photon = PhotonImage::new(image.into_rgba8().into_raw(), width, height);
+    let (fitted, crop_to) = geometry(width, height, preset);
+    let mut out = if fitted == (width, height) {
+        photon
+    } else {
+        resize(&photon, fitted.0, fitted.1, SamplingFilter::Lanczos3)
+    };
+    if crop_to != fitted {
+        let x = (fitted.0 - crop_to.0) / 2;
+        let y = (fitted.1 - crop_to.1) / 2;
+        out = crop(&out, x, y, x + crop_to.0, y + crop_to.1);
+    }
+    let rgba = RgbaImage::from_raw(out.get_width(), out.get_height(), out.get_raw_pixels())
+        .expect("photon keeps width × height × 4 bytes");
+    encode(rgba, format, preset.quality, icc)
+}
+
+/// Decodes with every check done first: size, type, then the declared
+/// dimensions, all before a pixel buffer is allocated. Returns the upright image.
+fn decode(
+    source: &[u8],
+    limits: SourceLimits,
+) -> Result<(DynamicImage, Option<Vec<u8>>), SourceError> {
+    if source.len() > limits.max_bytes {
+        return Err(SourceError::TooManyBytes {
+            bytes: source.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let codec = sniff(source)?;
+    // JPEG decoders fill a cut-off file with grey rather than fail: an upload
+    // that stopped halfway must not become a half-grey rendition forever.
+    if codec == Codec::Jpeg && !source.trim_ascii_end().ends_with(&[0xFF, 0xD9]) {
+        return Err(SourceError::Corrupt(
+            "the JPEG is truncated (no end-of-image marker)".into(),
+        ));
+    }
+    let corrupt = |e: image::ImageError| SourceError::Corrupt(e.to_string());
+    let mut decoder = ImageReader::with_format(Cursor::new(source), codec)
+        .into_decoder()
+        .map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(SourceError::TooManyPixels {
+            width,
+            height,
+            max: limits.max_pixels,
+        });
+    }
+    let mut decode_limits = DecodeLimits::default();
+    decode_limits.max_image_width = Some(width);
+    decode_limits.max_image_height = Some(height);
+    decode_limits.max_alloc = Some(limits.max_pixels * 8);
+    decoder.set_limits(decode_limits).map_err(corrupt)?;
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let icc = decoder.icc_profile().ok().flatten();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    Ok((image, icc))
+}
+
+/// The size the source is scaled to, and the centred crop of that (the same
+/// unless the preset covers its box). Never enlarges.
+pub fn geometry(width: u32, height: u32, preset: &Preset) -> ((u32, u32), (u32, u32)) {
+    let (w, h) = (f64::from(width), f64::from(height));
+    let (bw, bh) = (f64::from(preset.width), f64::from(preset.height));
+    let scale = match preset.fit {
+        Fit::Contain => (bw / w).min(bh / h),
+        Fit::Cover => (bw / w).max(bh / h),
+    }
+    .min(1.0);
+    let scaled = |side: f64| ((side * scale).round() as u32).max(1);
+    let fitted = (scaled(w), scaled(h));
+    let crop_to = match preset.fit {
+        Fit::Contain => fitted,
+        Fit::Cover => (fitted.0.min(preset.width), fitted.1.min(preset.height)),
+    };
+    (fitted, crop_to)
+}
+
+fn encode(
+    rgba: RgbaImage,
+    format: ImageFormat,
+    quality: u8,
+    icc: Option<Vec<u8>>,
+) -> Result<Vec<u8>, SourceError> {
+    let (width, height) = rgba.dimensions();
+    let mut out = Vec::new();
+    let failed = |e: image::ImageError| SourceError::Corrupt(format!("encoding failed: {e}"));
+    match format {
+        ImageFormat::Jpeg => {
+            // JPEG has no alpha: transparent areas become white, as on most pages.
+            let rgb = flatten_on_white(&rgba);
+            let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+            if let Some(icc) = icc {
+                let _ = encoder.set_icc_profile(icc);
+            }
+            encoder
+                .write_image(&rgb, width, height, ExtendedColorType::Rgb8)
+                .map_err(failed)?;
+        }
+        ImageFormat::Png => {
+            let mut encoder = image::codecs::png::PngEncoder::new(&mut out);
+            if let Some(icc) = icc {
+                let _ = encoder.set_icc_profile(icc);
+            }
+            encoder
+                .write_image(&rgba, width, height, ExtendedColorType::Rgba8)
+                .map_err(failed)?;
+        }
+        ImageFormat::Webp => {
+            out = webp::Encoder::from_rgba(&rgba, width, height)
+                .encode(f32::from(quality))
+                .to_vec();
+        }
+    }
+    Ok(out)
+}
+
+fn flatten_on_white(rgba: &RgbaImage) -> Vec<u8> {
+    rgba.pixels()
+        .flat_map(|p| {
+            let [r, g, b, a] = p.0;
+            let over = |c: u8| {
+                ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a)) + 127) / 255) as u8
+            };
+            [over(r), over(g), over(b)]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "rendition_tests.rs"]
+mod tests;
