@@ -14,6 +14,14 @@ pub const TRIALS: &[(&str, Test)] = &[
         renditions_by_accept,
     ),
     (
+        "renditions_are_made_from_originals_once",
+        renditions_from_originals,
+    ),
+    (
+        "broken_originals_get_a_clear_4xx_and_nothing_is_stored",
+        broken_originals,
+    ),
+    (
         "redirect_mode_trusts_then_heals_its_known_present_index",
         redirect_mode,
     ),
@@ -156,6 +164,119 @@ fn renditions_by_accept(w: &World) -> anyhow::Result<()> {
     let swapped = auto.replace("format=auto", "format=webp");
     let (status, _, body) = w.get_with(&swapped, &[])?;
     ensure!(status == 403 && error_code(&body) == "bad-signature");
+    Ok(())
+}
+
+/// A 1200×900 photo-like JPEG.
+fn photo_jpeg() -> Vec<u8> {
+    let photo = image::RgbImage::from_fn(1200, 900, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&photo)
+        .expect("encodes");
+    out
+}
+
+fn renditions_from_originals(w: &World) -> anyhow::Result<()> {
+    w.put(&ObjectKey::for_original("e2e/photo.jpg"), &photo_jpeg())?;
+    let url = format!(
+        "{}{}",
+        w.stack.edge_url,
+        w.sign_path("/r/small/e2e/photo.jpg")
+    );
+    let (status, got, body) = w.get_with(&url, &[])?;
+    ensure!(status == 200, "status {status}: {}", error_code(&body));
+    ensure!(header(&got, "x-imgate-cache") == "miss");
+    ensure!(header(&got, "content-type") == "image/jpeg");
+    let made = image::load_from_memory(&body)?;
+    ensure!(
+        (made.width(), made.height()) == (800, 600),
+        "{}×{}",
+        made.width(),
+        made.height()
+    );
+
+    let key = ObjectKey::for_rendition(Preset::named("small")?, "e2e/photo.jpg", ImageFormat::Jpeg);
+    let head = w.head(&key).context("the rendition is stored")?;
+    ensure!(head.cache_control() == Some(imgate_contract::headers::IMMUTABLE));
+    let meta = head.metadata().context("metadata")?;
+    ensure!(
+        meta.get("preset").map(String::as_str) == Some("small"),
+        "{meta:?}"
+    );
+    ensure!(
+        meta.get("source-etag").is_some_and(|e| !e.is_empty()),
+        "{meta:?}"
+    );
+
+    let (status, got, again) = w.get_with(&url, &[])?;
+    ensure!(status == 200 && header(&got, "x-imgate-cache") == "hit" && again == body);
+
+    // auto: WebP for a browser that takes it, made from the same original.
+    let auto = format!(
+        "{}{}",
+        w.stack.edge_url,
+        w.sign_path("/r/thumbnail/e2e/photo.jpg?format=auto")
+    );
+    let (status, got, body) = w.get_with(&auto, &[("accept", "image/webp,*/*")])?;
+    ensure!(status == 200, "status {status}: {}", error_code(&body));
+    ensure!(header(&got, "content-type") == "image/webp" && header(&got, "vary") == "Accept");
+    let thumb = image::load_from_memory(&body)?;
+    ensure!((thumb.width(), thumb.height()) == (400, 400));
+    Ok(())
+}
+
+fn broken_originals(w: &World) -> anyhow::Result<()> {
+    let good = photo_jpeg();
+    let cases: [(&str, Vec<u8>, u16, &str); 3] = [
+        (
+            "e2e/page.jpg",
+            b"<!doctype html><title>not a photo</title>".to_vec(),
+            415,
+            "unsupported-image",
+        ),
+        (
+            "e2e/cut.jpg",
+            good[..good.len() / 3].to_vec(),
+            422,
+            "corrupt-image",
+        ),
+        (
+            "e2e/heic.jpg",
+            b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(),
+            415,
+            "unsupported-image",
+        ),
+    ];
+    for (source, bytes, status, code) in cases {
+        w.put(&ObjectKey::for_original(source), &bytes)?;
+        let url = format!(
+            "{}{}",
+            w.stack.edge_url,
+            w.sign_path(&format!("/r/medium/{source}"))
+        );
+        let (got_status, got, body) = w.get_with(&url, &[])?;
+        ensure!(
+            got_status == status && error_code(&body) == code,
+            "{source}: {got_status} {}",
+            error_code(&body)
+        );
+        ensure!(header(&got, "cache-control") == "no-store");
+        let key = ObjectKey::for_rendition(Preset::named("medium")?, source, ImageFormat::Jpeg);
+        ensure!(w.head(&key).is_err(), "{source}: a rendition was stored");
+    }
+    let missing = format!(
+        "{}{}",
+        w.stack.edge_url,
+        w.sign_path("/r/medium/e2e/none.jpg")
+    );
+    let (status, _, body) = w.get_with(&missing, &[])?;
+    ensure!(
+        status == 404 && error_code(&body) == "source-not-found",
+        "{status}"
+    );
     Ok(())
 }
 

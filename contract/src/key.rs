@@ -11,7 +11,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::{CanonicalCard, ImageFormat, query::encode_params, rendition::Preset};
+use crate::rendition::{ORIGINALS_PREFIX, Preset};
+use crate::{CanonicalCard, ImageFormat, query::encode_params};
 
 /// An S3 object key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +48,11 @@ impl ObjectKey {
             preset.name,
             format.extension()
         ))
+    }
+
+    /// `originals/{source-key}`: where an upload lives.
+    pub fn for_original(source: &str) -> Self {
+        Self(format!("{ORIGINALS_PREFIX}{source}"))
     }
 
     pub fn as_str(&self) -> &str {

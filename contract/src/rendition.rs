@@ -137,8 +137,8 @@ impl RenditionRequest {
     }
 
     /// Where the original is stored.
-    pub fn source_key(&self) -> String {
-        format!("{ORIGINALS_PREFIX}{}", self.source)
+    pub fn source_key(&self) -> ObjectKey {
+        ObjectKey::for_original(&self.source)
     }
 
     /// The format, object key and caching rule for a client sending `accept`.
@@ -275,7 +275,7 @@ mod tests {
             r.origin_path(ImageFormat::Webp),
             "/r/medium/users/42/beach.jpg?format=webp"
         );
-        assert_eq!(r.source_key(), "originals/users/42/beach.jpg");
+        assert_eq!(r.source_key().as_str(), "originals/users/42/beach.jpg");
     }
 
     #[test]

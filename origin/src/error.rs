@@ -2,6 +2,8 @@
 
 use imgate_contract::{ContractError, ErrorBody};
 
+use crate::rendition::SourceError;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OriginError {
     #[error(transparent)]
@@ -22,6 +24,10 @@ pub enum OriginError {
     DataSource(String),
     #[error("the data source's record does not fit the template: {0}")]
     BadRecord(ContractError),
+    #[error("no original is stored at {0}")]
+    SourceNotFound(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 impl OriginError {
@@ -40,6 +46,8 @@ impl OriginError {
             Self::Store(_) => 502,
             Self::RecordNotFound => 404,
             Self::DataSource(_) | Self::BadRecord(_) => 502,
+            Self::SourceNotFound(_) => 404,
+            Self::Source(e) => e.status(),
         }
     }
 
@@ -54,6 +62,8 @@ impl OriginError {
             Self::RecordNotFound => ErrorBody::new("record-not-found", self.to_string()),
             Self::DataSource(_) => ErrorBody::new("data-source-failed", self.to_string()),
             Self::BadRecord(_) => ErrorBody::new("bad-record", self.to_string()),
+            Self::SourceNotFound(_) => ErrorBody::new("source-not-found", self.to_string()),
+            Self::Source(e) => ErrorBody::new(e.code(), self.to_string()),
         }
     }
 }

@@ -13,6 +13,7 @@ use imgate_contract::{Keyring, route};
 use imgate_origin::data::DataSources;
 use imgate_origin::origin::Origin;
 use imgate_origin::render::{Renderer, RendererOptions};
+use imgate_origin::rendition::SourceLimits;
 use imgate_origin::store::Store;
 use imgate_origin::templates::Templates;
 
@@ -84,6 +85,12 @@ struct ServeArgs {
     /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
     #[arg(long, env = "IMGATE_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
+    /// Largest original a rendition is made from, in bytes.
+    #[arg(long, env = "IMGATE_MAX_SOURCE_BYTES", default_value_t = SourceLimits::default().max_bytes)]
+    max_source_bytes: usize,
+    /// Most pixels (width × height) an original may declare: the image-bomb guard.
+    #[arg(long, env = "IMGATE_MAX_SOURCE_PIXELS", default_value_t = SourceLimits::default().max_pixels)]
+    max_source_pixels: u64,
     /// Longest a data-source record fetch may take, in seconds.
     #[arg(long, env = "IMGATE_DATA_TIMEOUT_SECS", default_value_t = 5)]
     data_timeout_secs: u64,
@@ -149,7 +156,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let server = Arc::new(imgate_origin::server::Server {
-        origin: Origin::new(templates, renderer, store, data),
+        origin: Origin::new(templates, renderer, store, data).with_source_limits(SourceLimits {
+            max_bytes: args.max_source_bytes,
+            max_pixels: args.max_source_pixels,
+        }),
         edge_token: args.edge_token,
         keyring,
         allow_unsigned: args.allow_unsigned,

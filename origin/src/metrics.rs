@@ -11,6 +11,8 @@ pub struct Metrics {
     pub store_already_there: AtomicU64,
     pub served_from_store: AtomicU64,
     pub rejected: AtomicU64,
+    pub renditions: AtomicU64,
+    pub rendition_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -19,7 +21,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64); 7] = [
+        let rows: [(&str, &str, &AtomicU64); 9] = [
             (
                 "imgate_renders_total",
                 "Cards rendered by Chromium.",
@@ -49,6 +51,16 @@ impl Metrics {
                 "imgate_served_from_store_total",
                 "Requests the origin answered from the store without rendering.",
                 &self.served_from_store,
+            ),
+            (
+                "imgate_renditions_total",
+                "Renditions made from originals.",
+                &self.renditions,
+            ),
+            (
+                "imgate_rendition_failures_total",
+                "Originals that could not be made into a rendition.",
+                &self.rendition_failures,
             ),
             (
                 "imgate_rejected_total",

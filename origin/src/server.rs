@@ -33,16 +33,23 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = In
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::optional::<String>(headers::EDGE_TOKEN))
+        .and(warp::header::optional::<String>("accept"))
         .and(warp::any().map(move || server.clone()))
         .then(
             |method: warp::http::Method,
              path: warp::path::FullPath,
              query: String,
              token: Option<String>,
+             accept: Option<String>,
              server: Arc<Server>| async move {
-                server
-                    .handle(method.as_str(), path.as_str(), &query, token.as_deref())
-                    .await
+                let request = Incoming {
+                    method: method.as_str(),
+                    path: path.as_str(),
+                    query: &query,
+                    token: token.as_deref(),
+                    accept: accept.as_deref(),
+                };
+                server.handle(request).await
             },
         )
         .recover(|_| async {
@@ -53,8 +60,24 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = In
         .unify()
 }
 
+/// What the origin reads of a request.
+struct Incoming<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    token: Option<&'a str>,
+    accept: Option<&'a str>,
+}
+
 impl Server {
-    async fn handle(&self, method: &str, path: &str, query: &str, token: Option<&str>) -> Reply {
+    async fn handle(&self, request: Incoming<'_>) -> Reply {
+        let Incoming {
+            method,
+            path,
+            query,
+            token,
+            accept,
+        } = request;
         match path {
             "/healthz" => return self.health().await,
             "/metrics" => {
@@ -76,7 +99,12 @@ impl Server {
         if !self.authorised(path, query, token) {
             return self.reject(OriginError::Unauthorized);
         }
-        match self.origin.card(path, query).await {
+        let made = if path.starts_with("/r/") {
+            self.origin.rendition(path, query, accept).await
+        } else {
+            self.origin.card(path, query).await
+        };
+        match made {
             Ok(image) => {
                 let mut response = Response::builder()
                     .header("content-type", image.format.content_type())

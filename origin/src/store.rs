@@ -95,9 +95,10 @@ impl Store {
         }
     }
 
-    /// The object's bytes and ETag, or `None` if there is none.
+    /// The object's bytes and ETag, unless it is missing or over `max_bytes`
+    /// (judged by its length before any byte is read).
     #[tracing::instrument(name = "imgate.origin.store.get", skip_all, fields(key = %key))]
-    pub async fn get(&self, key: &ObjectKey) -> Result<Option<(Bytes, Option<String>)>, String> {
+    pub async fn get(&self, key: &ObjectKey, max_bytes: usize) -> Result<Fetched, String> {
         match self
             .client
             .get_object()
@@ -106,16 +107,35 @@ impl Store {
             .send()
             .await
         {
-            Ok(out) => out
-                .body
-                .collect()
-                .await
-                .map(|b| Some((b.into_bytes(), out.e_tag)))
-                .map_err(|e| e.to_string()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Ok(out) => {
+                let length = out.content_length.unwrap_or(0).max(0) as u64;
+                if length > max_bytes as u64 {
+                    return Ok(Fetched::TooLarge(length));
+                }
+                let bytes = out.body.collect().await.map_err(|e| e.to_string())?;
+                Ok(Fetched::Found {
+                    bytes: bytes.into_bytes(),
+                    etag: out.e_tag,
+                })
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Ok(Fetched::Missing)
+            }
             Err(e) => Err(describe(&e)),
         }
     }
+}
+
+/// What a read found.
+#[derive(Debug)]
+pub enum Fetched {
+    Missing,
+    /// Longer than the caller accepts; its length.
+    TooLarge(u64),
+    Found {
+        bytes: Bytes,
+        etag: Option<String>,
+    },
 }
 
 /// One line for logs and error bodies: the S3 code and message (or the transport
