@@ -133,32 +133,33 @@ async fn redirect(config: &EdgeConfig, target: &Target, hit: String, miss: Strin
     let head = http::Request::head(presign(config, StoreMethod::Head, &target.key, unix_now()))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    // `None`: the store did not say; the origin can still answer, and the index
+    // keeps what it knew (only a 404 proves an entry stale).
     let stored = match send(head).await {
-        Ok(answer) if answer.status() == 200 => true,
-        Ok(answer) if answer.status() == 404 => false,
+        Ok(answer) if answer.status() == 200 => Some(true),
+        Ok(answer) if answer.status() == 404 => Some(false),
         Ok(other) => {
             eprintln!(
                 "imgate-edge: store answered {} to HEAD {}",
                 other.status(),
                 target.key
             );
-            false
+            None
         }
         Err(e) => {
             eprintln!("imgate-edge: store unreachable for {}: {e:?}", target.key);
-            false
+            None
         }
     };
     let status = index.as_ref().map_or("off", Index::status);
-    if stored {
-        if let Some(index) = &index {
-            index.record().await;
-        }
+    match (stored, &index) {
+        (Some(true), Some(index)) => index.record().await,
+        (Some(false), Some(index)) => index.forget().await,
+        _ => {}
+    }
+    if stored == Some(true) {
         redirect_to(302, &hit, target, config, status)
     } else {
-        if let Some(index) = &index {
-            index.forget().await;
-        }
         redirect_to(307, &miss, target, config, status)
     }
 }
