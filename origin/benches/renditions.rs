@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         "\nAll four presets from one {WIDTH}×{HEIGHT} JPEG (decoded: {decoded_mib:.0} MiB RGB), median of {rounds}, {} cores.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("| | imgate (photon-rs) | libvips (vipsthumbnail) | imgate / libvips |");
+    println!("| | imgate | libvips (vipsthumbnail) | imgate / libvips |");
     println!("| --- | ---: | ---: | ---: |");
     let row = |name: &str, a: f64, b: f64, unit: &str| {
         println!("| {name} | {a:.0} {unit} | {b:.0} {unit} | {:.2}× |", a / b);

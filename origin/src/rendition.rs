@@ -1,5 +1,11 @@
 //! Renditions of uploaded photos: check the source before decoding it, decode,
-//! turn it upright, resize to the preset with photon-rs, encode.
+//! turn it upright, resize to the preset, encode.
+//!
+//! Built on photon-rs first; the benchmark against libvips (`benches/renditions.rs`)
+//! showed its resize was 885 of 2,042 ms for the four presets (image 0.24's f32
+//! kernels from RGBA copies), so resizing is fast_image_resize's (SIMD, RGB or
+//! premultiplied RGBA, crop folded into the resize) and JPEG is jpeg-encoder's
+//! with its SIMD paths; with that, photon-rs had nothing left to do.
 //!
 //! Colour: pixels are treated as sRGB; the source's ICC profile, if any, is
 //! copied into JPEG and PNG renditions so wide-gamut photos keep their colours
@@ -8,13 +14,12 @@
 
 use std::io::Cursor;
 
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{
-    DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageFormat as Codec, ImageReader,
-    Limits as DecodeLimits, RgbaImage,
+    DynamicImage, ImageDecoder, ImageEncoder, ImageFormat as Codec, ImageReader,
+    Limits as DecodeLimits,
 };
 use imgate_contract::{ImageFormat, Preset, rendition::Fit};
-use photon_rs::PhotonImage;
-use photon_rs::transform::{SamplingFilter, crop, resize};
 
 /// What a source may be. Checked before any pixel is decoded.
 #[derive(Debug, Clone, Copy)]
@@ -104,22 +109,36 @@ pub fn render(
     limits: SourceLimits,
 ) -> Result<Vec<u8>, SourceError> {
     let (image, icc) = decode(source, limits)?;
-    let (width, height) = (image.width(), image.height());
-    let photon = PhotonImage::new(image.into_rgba8().into_raw(), width, height);
-    let (fitted, crop_to) = geometry(width, height, preset);
-    let mut out = if fitted == (width, height) {
-        photon
+    encode(
+        &resize(image, preset)?,
+        format,
+        preset.quality,
+        icc.as_deref(),
+    )
+}
+
+/// Scales (and for `cover`, centre-crops) to the preset, in 8-bit RGB, or RGBA
+/// when the source has transparency.
+fn resize(image: DynamicImage, preset: &Preset) -> Result<DynamicImage, SourceError> {
+    let image = if image.color().has_alpha() {
+        DynamicImage::ImageRgba8(image.into_rgba8())
     } else {
-        resize(&photon, fitted.0, fitted.1, SamplingFilter::Lanczos3)
+        DynamicImage::ImageRgb8(image.into_rgb8())
     };
-    if crop_to != fitted {
-        let x = (fitted.0 - crop_to.0) / 2;
-        let y = (fitted.1 - crop_to.1) / 2;
-        out = crop(&out, x, y, x + crop_to.0, y + crop_to.1);
+    let (_, (width, height)) = geometry(image.width(), image.height(), preset);
+    if (width, height) == (image.width(), image.height()) {
+        return Ok(image);
     }
-    let rgba = RgbaImage::from_raw(out.get_width(), out.get_height(), out.get_raw_pixels())
-        .expect("photon keeps width × height × 4 bytes");
-    encode(rgba, format, preset.quality, icc)
+    let mut out = DynamicImage::new(width, height, image.color());
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        // Crops the source to the output's aspect ratio around its centre:
+        // `cover`'s crop, and nothing but rounding for `contain`.
+        .fit_into_destination(Some((0.5, 0.5)));
+    Resizer::new()
+        .resize(&image, &mut out, &options)
+        .map_err(|e| SourceError::Corrupt(format!("cannot resize: {e}")))?;
+    Ok(out)
 }
 
 /// Decodes with every check done first: size, type, then the declared
@@ -186,45 +205,60 @@ pub fn geometry(width: u32, height: u32, preset: &Preset) -> ((u32, u32), (u32, 
 }
 
 fn encode(
-    rgba: RgbaImage,
+    image: &DynamicImage,
     format: ImageFormat,
     quality: u8,
-    icc: Option<Vec<u8>>,
+    icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, SourceError> {
-    let (width, height) = rgba.dimensions();
+    let (width, height) = (image.width(), image.height());
     let mut out = Vec::new();
-    let failed = |e: image::ImageError| SourceError::Corrupt(format!("encoding failed: {e}"));
     match format {
         ImageFormat::Jpeg => {
             // JPEG has no alpha: transparent areas become white, as on most pages.
-            let rgb = flatten_on_white(&rgba);
-            let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+            let rgb = match image {
+                DynamicImage::ImageRgba8(rgba) => flatten_on_white(rgba),
+                other => other.to_rgb8().into_raw(),
+            };
+            let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
             if let Some(icc) = icc {
-                let _ = encoder.set_icc_profile(icc);
+                // A profile too big for APP2 segments is dropped, not fatal.
+                let _ = encoder.add_icc_profile(icc);
             }
+            let side = |n: u32| {
+                u16::try_from(n)
+                    .map_err(|_| SourceError::Corrupt(format!("{n} px is too wide for JPEG")))
+            };
             encoder
-                .write_image(&rgb, width, height, ExtendedColorType::Rgb8)
-                .map_err(failed)?;
+                .encode(
+                    &rgb,
+                    side(width)?,
+                    side(height)?,
+                    jpeg_encoder::ColorType::Rgb,
+                )
+                .map_err(|e| SourceError::Corrupt(format!("JPEG encoding failed: {e}")))?;
         }
         ImageFormat::Png => {
             let mut encoder = image::codecs::png::PngEncoder::new(&mut out);
             if let Some(icc) = icc {
-                let _ = encoder.set_icc_profile(icc);
+                let _ = encoder.set_icc_profile(icc.to_vec());
             }
             encoder
-                .write_image(&rgba, width, height, ExtendedColorType::Rgba8)
-                .map_err(failed)?;
+                .write_image(image.as_bytes(), width, height, image.color().into())
+                .map_err(|e| SourceError::Corrupt(format!("PNG encoding failed: {e}")))?;
         }
         ImageFormat::Webp => {
-            out = webp::Encoder::from_rgba(&rgba, width, height)
-                .encode(f32::from(quality))
-                .to_vec();
+            let encoder = if image.color().has_alpha() {
+                webp::Encoder::from_rgba(image.as_bytes(), width, height)
+            } else {
+                webp::Encoder::from_rgb(image.as_bytes(), width, height)
+            };
+            out = encoder.encode(f32::from(quality)).to_vec();
         }
     }
     Ok(out)
 }
 
-fn flatten_on_white(rgba: &RgbaImage) -> Vec<u8> {
+fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
     rgba.pixels()
         .flat_map(|p| {
             let [r, g, b, a] = p.0;
