@@ -7,9 +7,9 @@
 //! premultiplied RGBA, crop folded into the resize) and JPEG is jpeg-encoder's
 //! with its SIMD paths; with that, photon-rs had nothing left to do.
 //!
-//! Colour: pixels are treated as sRGB; the source's ICC profile, if any, is
-//! copied into JPEG and PNG renditions so wide-gamut photos keep their colours
-//! in browsers that manage colour. WebP renditions carry none (libwebp's simple
+//! Colour: pixels are treated as sRGB; the source's ICC profile, if it is an
+//! RGB one, is copied into JPEG and PNG renditions so wide-gamut photos keep
+//! their colours in browsers that manage colour. WebP renditions carry none (libwebp's simple
 //! encoder cannot), so a Display P3 photo looks slightly duller as WebP.
 
 use std::io::Cursor;
@@ -179,7 +179,13 @@ fn decode(
     decode_limits.max_alloc = Some(limits.max_pixels * 8);
     decoder.set_limits(decode_limits).map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;
-    let icc = decoder.icc_profile().ok().flatten();
+    // Only an RGB profile describes the RGB pixels written out: a CMYK or grey
+    // source's profile would make viewers misread them.
+    let icc = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .filter(|icc| icc.get(16..20) == Some(b"RGB "));
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
     Ok((image, icc))

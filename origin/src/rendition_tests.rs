@@ -351,3 +351,40 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn an_rgb_colour_profile_is_kept_and_others_are_dropped() {
+    // The 128-byte ICC header is all a profile needs to be carried; bytes
+    // 16..20 name its colour space.
+    let profile = |space: &[u8; 4]| {
+        let mut icc = vec![0u8; 128];
+        icc[..4].copy_from_slice(&128u32.to_be_bytes());
+        icc[16..20].copy_from_slice(space);
+        icc
+    };
+    for (space, kept) in [(b"RGB ", true), (b"CMYK", false), (b"GRAY", false)] {
+        let mut source = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut source, 90);
+        encoder.set_icc_profile(profile(space)).unwrap();
+        let img = upright();
+        encoder
+            .write_image(&img, 60, 30, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        for format in [ImageFormat::Jpeg, ImageFormat::Png] {
+            let out = render(&source, preset("small"), format, SourceLimits::default()).unwrap();
+            let mut decoder = image::ImageReader::new(std::io::Cursor::new(&out))
+                .with_guessed_format()
+                .unwrap()
+                .into_decoder()
+                .unwrap();
+            use image::ImageDecoder;
+            let carried = decoder.icc_profile().unwrap();
+            assert_eq!(
+                carried.as_deref() == Some(&profile(space)[..]),
+                kept,
+                "{} profile into {format:?}",
+                String::from_utf8_lossy(space)
+            );
+        }
+    }
+}
