@@ -39,7 +39,11 @@ impl World {
     }
 
     /// Sends a GET with extra headers, never following redirects.
-    fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<super::Answer> {
+    pub(crate) fn get_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<super::Answer> {
         block(async {
             let mut request = self.no_redirects.get(url);
             for (name, value) in headers {
@@ -101,7 +105,7 @@ fn stop(edge: imgate_devstack::Child) {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(edge.stop()));
 }
 
-fn error_code(body: &[u8]) -> String {
+pub fn error_code(body: &[u8]) -> String {
     serde_json::from_slice::<ErrorBody>(body)
         .map(|b| b.error.code)
         .unwrap_or_else(|_| format!("not JSON: {}", String::from_utf8_lossy(body)))
@@ -168,7 +172,7 @@ fn renditions_by_accept(w: &World) -> anyhow::Result<()> {
 }
 
 /// A 1200×900 photo-like JPEG.
-fn photo_jpeg() -> Vec<u8> {
+pub fn photo_jpeg() -> Vec<u8> {
     let photo = image::RgbImage::from_fn(1200, 900, |x, y| {
         image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
     });

@@ -14,6 +14,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
 mod edge_modes;
+mod uploads;
 
 struct World {
     stack: Stack,
@@ -79,6 +80,7 @@ fn main() {
     let trials = TRIALS
         .iter()
         .chain(edge_modes::TRIALS)
+        .chain(uploads::TRIALS)
         .map(|&(name, test)| {
             let (world, runtime) = (world.clone(), runtime.clone());
             Trial::test(name, move || {

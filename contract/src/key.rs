@@ -5,6 +5,8 @@
 //! to `[a-z0-9-]`, and everything else is a hex digest.
 //! Renditions: `renditions/{preset}/{source-key}.{ext}`, source keys restricted by
 //! [`crate::rendition::check_source_key`].
+//! Originals: `originals/{source-key}`; what was made of each:
+//! `manifests/{source-key}.json`.
 //! Either way a key can never escape its prefix however the URL was crafted.
 
 use std::fmt;
@@ -53,6 +55,12 @@ impl ObjectKey {
     /// `originals/{source-key}`: where an upload lives.
     pub fn for_original(source: &str) -> Self {
         Self(format!("{ORIGINALS_PREFIX}{source}"))
+    }
+
+    /// `manifests/{source-key}.json`: what was made from an original. Kept out
+    /// of `originals/` so a store event on that prefix never fires for it.
+    pub fn for_manifest(source: &str) -> Self {
+        Self(format!("manifests/{source}.json"))
     }
 
     pub fn as_str(&self) -> &str {

@@ -63,6 +63,8 @@ pub struct Stack {
     pub origin_url: String,
     pub s3: S3Server,
     pub edge_token: String,
+    /// The origin's `/uploads` API key.
+    pub api_key: String,
     edge: Child,
     origin: Child,
     edges: EdgeSetup,
@@ -134,6 +136,7 @@ impl Stack {
         )
         .await?;
         let edge_token = random_hex(24)?;
+        let api_key = random_hex(24)?;
 
         let origin = Child::spawn(
             "origin",
@@ -145,6 +148,16 @@ impl Stack {
                     format!("127.0.0.1:{}", opts.origin_port),
                 ),
                 ("IMGATE_EDGE_TOKEN", edge_token.clone()),
+                ("IMGATE_API_KEYS", api_key.clone()),
+                // Manifests link to the edge, when its address is known up front.
+                (
+                    "IMGATE_PUBLIC_URL",
+                    if opts.edge_port == 0 {
+                        String::new()
+                    } else {
+                        format!("http://127.0.0.1:{}", opts.edge_port)
+                    },
+                ),
                 ("IMGATE_TEMPLATES", templates.display().to_string()),
                 ("IMGATE_BUCKET", opts.bucket.clone()),
                 ("IMGATE_S3_ENDPOINT", s3.url.clone()),
@@ -208,6 +221,7 @@ impl Stack {
             origin_url: origin.url.clone(),
             s3,
             edge_token,
+            api_key,
             edge,
             origin,
             edges,

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use imgate_contract::{ImageFormat, Preset, rendition::Fit, rendition::PRESETS};
-use imgate_origin::rendition::{SourceLimits, render};
+use imgate_origin::rendition::{Original, SourceLimits};
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
@@ -25,10 +25,11 @@ fn main() -> anyhow::Result<()> {
     if let [_, flag, source] = args.as_slice()
         && flag == "--imgate-job"
     {
-        let bytes = std::fs::read(source)?;
+        // As an upload is processed: one decode, every preset from it.
+        let original = Original::decode(&std::fs::read(source)?, SourceLimits::default())?;
         for preset in PRESETS {
-            let out = render(&bytes, preset, ImageFormat::Jpeg, SourceLimits::default())?;
-            std::fs::write(format!("{source}.{}.jpg", preset.name), out)?;
+            let out = original.render(preset, ImageFormat::Jpeg)?;
+            std::fs::write(format!("{source}.{}.jpg", preset.name), out.bytes)?;
         }
         return Ok(());
     }

@@ -28,6 +28,20 @@ pub enum OriginError {
     SourceNotFound(String),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("uploads are off: the origin has no API keys (IMGATE_API_KEYS)")]
+    UploadsDisabled,
+    #[error("send an API key as 'Authorization: Bearer <key>'")]
+    BadApiKey,
+    #[error("bad upload request: {0}")]
+    BadUpload(String),
+    #[error("{0:?} cannot be uploaded; upload image/jpeg, image/png, image/webp or image/gif")]
+    UnsupportedUpload(String),
+    #[error("an upload of {bytes} bytes is not accepted; 1 to {max} bytes are")]
+    UploadTooLarge { bytes: u64, max: u64 },
+    #[error("no upload {0}")]
+    UploadNotFound(String),
+    #[error("upload {0} has not arrived: PUT the file to the upload URL first")]
+    UploadNotReceived(String),
 }
 
 impl OriginError {
@@ -48,6 +62,13 @@ impl OriginError {
             Self::DataSource(_) | Self::BadRecord(_) => 502,
             Self::SourceNotFound(_) => 404,
             Self::Source(e) => e.status(),
+            Self::UploadsDisabled => 403,
+            Self::BadApiKey => 401,
+            Self::BadUpload(_) => 400,
+            Self::UnsupportedUpload(_) => 415,
+            Self::UploadTooLarge { .. } => 413,
+            Self::UploadNotFound(_) => 404,
+            Self::UploadNotReceived(_) => 409,
         }
     }
 
@@ -64,6 +85,13 @@ impl OriginError {
             Self::BadRecord(_) => ErrorBody::new("bad-record", self.to_string()),
             Self::SourceNotFound(_) => ErrorBody::new("source-not-found", self.to_string()),
             Self::Source(e) => ErrorBody::new(e.code(), self.to_string()),
+            Self::UploadsDisabled => ErrorBody::new("uploads-disabled", self.to_string()),
+            Self::BadApiKey => ErrorBody::new("bad-api-key", self.to_string()),
+            Self::BadUpload(_) => ErrorBody::new("bad-upload", self.to_string()),
+            Self::UnsupportedUpload(_) => ErrorBody::new("unsupported-upload", self.to_string()),
+            Self::UploadTooLarge { .. } => ErrorBody::new("upload-too-large", self.to_string()),
+            Self::UploadNotFound(_) => ErrorBody::new("upload-not-found", self.to_string()),
+            Self::UploadNotReceived(_) => ErrorBody::new("upload-not-received", self.to_string()),
         }
     }
 }

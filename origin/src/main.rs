@@ -12,10 +12,12 @@ use imgate_contract::{Keyring, route};
 
 use imgate_origin::data::DataSources;
 use imgate_origin::origin::Origin;
+use imgate_origin::originals::Links;
 use imgate_origin::render::{Renderer, RendererOptions};
 use imgate_origin::rendition::SourceLimits;
 use imgate_origin::store::Store;
 use imgate_origin::templates::Templates;
+use imgate_origin::uploads::Uploads;
 
 #[derive(Parser)]
 #[command(
@@ -62,35 +64,26 @@ struct ServeArgs {
     /// Credential the edge sends in x-imgate-edge-token; requests without it are refused.
     #[arg(long, env = "IMGATE_EDGE_TOKEN", hide_env_values = true)]
     edge_token: String,
-    /// Keys (`id:secret,…`, the edge's `signing_keys`) for signed URLs sent
-    /// straight here: the edge's redirect mode sends a miss to the origin.
-    /// Without them only the edge (with its token) is served.
-    #[arg(
-        long,
-        env = "IMGATE_SIGNING_KEYS",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    signing_keys: String,
     /// Accept unsigned URLs sent straight here when no keys are set. For
     /// development only, like the edge's allow_unsigned.
     #[arg(long, env = "IMGATE_ALLOW_UNSIGNED")]
     allow_unsigned: bool,
-    /// Bucket the images are stored in.
-    #[arg(long, env = "IMGATE_BUCKET", default_value = "imgate")]
-    bucket: String,
-    /// Bucket region.
-    #[arg(long, env = "IMGATE_S3_REGION", default_value = "us-east-1")]
-    region: String,
-    /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
-    #[arg(long, env = "IMGATE_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// Largest original a rendition is made from, in bytes.
-    #[arg(long, env = "IMGATE_MAX_SOURCE_BYTES", default_value_t = SourceLimits::default().max_bytes)]
-    max_source_bytes: usize,
-    /// Most pixels (width × height) an original may declare: the image-bomb guard.
-    #[arg(long, env = "IMGATE_MAX_SOURCE_PIXELS", default_value_t = SourceLimits::default().max_pixels)]
-    max_source_pixels: u64,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    photos: PhotoArgs,
+    /// API keys for /uploads (`Authorization: Bearer <key>`), comma-separated,
+    /// each at least 32 characters. Without any, uploads are off.
+    #[arg(
+        long,
+        env = "IMGATE_API_KEYS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    api_keys: String,
+    /// How long an upload URL stays valid, in seconds.
+    #[arg(long, env = "IMGATE_UPLOAD_EXPIRY_SECS", default_value_t = 900)]
+    upload_expiry_secs: u64,
     /// Longest a data-source record fetch may take, in seconds.
     #[arg(long, env = "IMGATE_DATA_TIMEOUT_SECS", default_value_t = 5)]
     data_timeout_secs: u64,
@@ -100,6 +93,68 @@ struct ServeArgs {
     debug_routes: bool,
     #[command(flatten)]
     renderer: RendererArgs,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Bucket the images are stored in.
+    #[arg(long, env = "IMGATE_BUCKET", default_value = "imgate")]
+    bucket: String,
+    /// Bucket region.
+    #[arg(long, env = "IMGATE_S3_REGION", default_value = "us-east-1")]
+    region: String,
+    /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
+    #[arg(long, env = "IMGATE_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+}
+
+impl StoreArgs {
+    async fn connect(self) -> Store {
+        Store::connect(self.bucket, self.region, self.s3_endpoint, None).await
+    }
+}
+
+/// How originals become renditions, and how manifests link to them.
+#[derive(Args)]
+struct PhotoArgs {
+    /// Largest original a rendition is made from (and largest upload), in bytes.
+    #[arg(long, env = "IMGATE_MAX_SOURCE_BYTES", default_value_t = SourceLimits::default().max_bytes)]
+    max_source_bytes: usize,
+    /// Most pixels (width × height) an original may declare: the image-bomb guard.
+    #[arg(long, env = "IMGATE_MAX_SOURCE_PIXELS", default_value_t = SourceLimits::default().max_pixels)]
+    max_source_pixels: u64,
+    /// Public base URL of the edge/CDN (e.g. https://img.example.com) for the
+    /// rendition URLs in manifests; without it they are paths.
+    #[arg(long, env = "IMGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Keys (`id:secret,…`, the edge's `signing_keys`): manifests' URLs are
+    /// signed with the first, and signed URLs sent straight here (the edge's
+    /// redirect mode) are checked against all. Empty: URLs are unsigned and
+    /// only the edge (with its token) is served.
+    #[arg(
+        long,
+        env = "IMGATE_SIGNING_KEYS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    signing_keys: String,
+}
+
+impl PhotoArgs {
+    fn limits(&self) -> SourceLimits {
+        SourceLimits {
+            max_bytes: self.max_source_bytes,
+            max_pixels: self.max_source_pixels,
+        }
+    }
+
+    fn links(&self) -> anyhow::Result<Links> {
+        Ok(Links {
+            public_url: self.public_url.clone().filter(|url| !url.is_empty()),
+            keyring: Keyring::parse(&self.signing_keys)
+                .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -134,8 +189,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.edge_token.len() >= 16,
         "IMGATE_EDGE_TOKEN must be at least 16 characters"
     );
-    let keyring = Keyring::parse(&args.signing_keys)
-        .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?;
+    let links = args.photos.links()?;
+    let keyring = links.keyring.clone();
+    let uploads = Uploads::new(
+        &args.api_keys,
+        args.photos.max_source_bytes as u64,
+        Duration::from_secs(args.upload_expiry_secs),
+    )
+    .map_err(|e| anyhow::anyhow!("IMGATE_API_KEYS: {e}"))?;
     if keyring.is_empty() && args.allow_unsigned {
         tracing::warn!(
             "accepting unsigned URLs from anyone (IMGATE_ALLOW_UNSIGNED); never in production"
@@ -143,7 +204,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let templates = Templates::load(&args.renderer.templates)?;
     let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
-    let store = Store::connect(args.bucket, args.region, args.s3_endpoint, None).await;
+    let store = args.store.connect().await;
     tracing::info!(
         templates = %templates.iter().map(|(name, _)| name).collect::<Vec<_>>().join(","),
         bucket = store.bucket(),
@@ -156,14 +217,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let server = Arc::new(imgate_origin::server::Server {
-        origin: Origin::new(templates, renderer, store, data).with_source_limits(SourceLimits {
-            max_bytes: args.max_source_bytes,
-            max_pixels: args.max_source_pixels,
-        }),
+        origin: Origin::new(templates, renderer, store, data)
+            .with_source_limits(args.photos.limits())
+            .with_links(links),
         edge_token: args.edge_token,
         keyring,
         allow_unsigned: args.allow_unsigned,
         debug_routes: args.debug_routes,
+        uploads,
     });
 
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -14,6 +14,7 @@ use imgate_contract::{
 use crate::data::DataSources;
 use crate::error::OriginError;
 use crate::metrics::Metrics;
+use crate::originals::Links;
 use crate::render::Renderer;
 use crate::rendition::{self as engine, SourceLimits};
 use crate::singleflight::SingleFlight;
@@ -37,6 +38,7 @@ pub struct Origin {
     pub data: DataSources,
     pub metrics: Metrics,
     source_limits: SourceLimits,
+    pub(crate) links: Links,
     flights: SingleFlight<Result<Image, OriginError>>,
 }
 
@@ -57,6 +59,7 @@ impl Origin {
             data,
             metrics: Metrics::default(),
             source_limits: SourceLimits::default(),
+            links: Links::default(),
             flights: SingleFlight::default(),
         }
     }
@@ -87,6 +90,15 @@ impl Origin {
             source_limits,
             ..self
         }
+    }
+
+    pub fn source_limits(&self) -> SourceLimits {
+        self.source_limits
+    }
+
+    /// How manifests spell rendition URLs.
+    pub fn with_links(self, links: Links) -> Self {
+        Self { links, ..self }
     }
 
     /// Answers `/r/...`: the stored rendition, or one made from the original and
@@ -197,7 +209,7 @@ impl Origin {
     }
 
     /// Writes an image once; its ETag if this writer stored it.
-    async fn put(
+    pub(crate) async fn put(
         &self,
         key: &ObjectKey,
         format: ImageFormat,

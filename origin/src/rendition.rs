@@ -12,6 +12,7 @@
 //! their colours in browsers that manage colour. WebP renditions carry none (libwebp's simple
 //! encoder cannot), so a Display P3 photo looks slightly duller as WebP.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -45,7 +46,7 @@ pub enum SourceError {
     TooManyBytes { bytes: usize, max: usize },
     #[error("the original is {width}×{height} pixels; the limit is {max} pixels")]
     TooManyPixels { width: u32, height: u32, max: u64 },
-    #[error("the original is {0}, which imgate cannot read; upload JPEG, PNG, WebP or GIF")]
+    #[error("imgate cannot read the original ({0}); upload JPEG, PNG, WebP or GIF")]
     Unsupported(&'static str),
     #[error("the original is not a readable image: {0}")]
     Corrupt(String),
@@ -108,26 +109,60 @@ pub fn render(
     format: ImageFormat,
     limits: SourceLimits,
 ) -> Result<Vec<u8>, SourceError> {
-    let (image, icc) = decode(source, limits)?;
-    encode(
-        &resize(image, preset)?,
-        format,
-        preset.quality,
-        icc.as_deref(),
-    )
+    Ok(Original::decode(source, limits)?
+        .render(preset, format)?
+        .bytes)
 }
 
-/// Scales (and for `cover`, centre-crops) to the preset, in 8-bit RGB, or RGBA
-/// when the source has transparency.
-fn resize(image: DynamicImage, preset: &Preset) -> Result<DynamicImage, SourceError> {
-    let image = if image.color().has_alpha() {
-        DynamicImage::ImageRgba8(image.into_rgba8())
-    } else {
-        DynamicImage::ImageRgb8(image.into_rgb8())
-    };
+/// An original decoded once, upright, in 8-bit RGB (RGBA when it has
+/// transparency): every preset of an upload is made from one decode.
+pub struct Original {
+    image: DynamicImage,
+    icc: Option<Vec<u8>>,
+}
+
+/// One encoded rendition.
+#[derive(Debug)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Original {
+    pub fn decode(source: &[u8], limits: SourceLimits) -> Result<Self, SourceError> {
+        let (image, icc) = decode(source, limits)?;
+        let image = if image.color().has_alpha() {
+            DynamicImage::ImageRgba8(image.into_rgba8())
+        } else {
+            DynamicImage::ImageRgb8(image.into_rgb8())
+        };
+        Ok(Self { image, icc })
+    }
+
+    /// Upright width and height.
+    pub fn dimensions(&self) -> (u32, u32) {
+        (self.image.width(), self.image.height())
+    }
+
+    pub fn render(&self, preset: &Preset, format: ImageFormat) -> Result<Rendered, SourceError> {
+        let image = resize(&self.image, preset)?;
+        Ok(Rendered {
+            bytes: encode(&image, format, preset.quality, self.icc.as_deref())?,
+            width: image.width(),
+            height: image.height(),
+        })
+    }
+}
+
+/// Scales (and for `cover`, centre-crops) to the preset.
+fn resize<'a>(
+    image: &'a DynamicImage,
+    preset: &Preset,
+) -> Result<Cow<'a, DynamicImage>, SourceError> {
     let (_, (width, height)) = geometry(image.width(), image.height(), preset);
     if (width, height) == (image.width(), image.height()) {
-        return Ok(image);
+        return Ok(Cow::Borrowed(image));
     }
     let mut out = DynamicImage::new(width, height, image.color());
     let options = ResizeOptions::new()
@@ -136,9 +171,9 @@ fn resize(image: DynamicImage, preset: &Preset) -> Result<DynamicImage, SourceEr
         // `cover`'s crop, and nothing but rounding for `contain`.
         .fit_into_destination(Some((0.5, 0.5)));
     Resizer::new()
-        .resize(&image, &mut out, &options)
+        .resize(image, &mut out, &options)
         .map_err(|e| SourceError::Corrupt(format!("cannot resize: {e}")))?;
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Decodes with every check done first: size, type, then the declared

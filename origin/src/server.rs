@@ -4,6 +4,8 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use imgate_contract::{ContractError, Keyring, headers, route, sign::constant_time_eq};
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
@@ -12,6 +14,7 @@ use crate::debug;
 use crate::error::OriginError;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
+use crate::uploads::{self, Uploads};
 
 type Reply = warp::reply::Response;
 
@@ -25,11 +28,45 @@ pub struct Server {
     /// Serve `/debug/...` (no credential needed): for development, never on a
     /// public network.
     pub debug_routes: bool,
+    /// Presigned uploads (off without API keys).
+    pub uploads: Uploads,
 }
 
 pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::method()
+    // A small body, read only when its declared length fits; anything else is
+    // seen as empty and refused by its declared length.
+    let small_body = warp::body::content_length_limit(uploads::MAX_REQUEST_BYTES)
+        .and(warp::body::bytes())
+        .or(warp::any().map(Bytes::new))
+        .unify();
+    let uploads_server = server.clone();
+    let uploads = warp::path("uploads")
+        .and(warp::method())
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(small_body)
+        .and(warp::any().map(move || uploads_server.clone()))
+        .then(
+            |method: warp::http::Method,
+             tail: warp::path::Tail,
+             authorization: Option<String>,
+             length: Option<u64>,
+             body: Bytes,
+             server: Arc<Server>| async move {
+                server
+                    .upload_route(
+                        method.as_str(),
+                        tail.as_str(),
+                        authorization.as_deref(),
+                        length,
+                        &body,
+                    )
+                    .await
+            },
+        );
+    let images = warp::method()
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::optional::<String>(headers::EDGE_TOKEN))
@@ -51,13 +88,57 @@ pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = In
                 };
                 server.handle(request).await
             },
-        )
+        );
+    uploads
+        .or(images)
+        .unify()
         .recover(|_| async {
             Ok::<_, Infallible>(error(
                 &ContractError::BadPath("unreadable request".into()).into(),
             ))
         })
         .unify()
+}
+
+impl Server {
+    /// `POST /uploads`, `POST /uploads/{id}/complete`, `GET /uploads/{id}`.
+    async fn upload_route(
+        &self,
+        method: &str,
+        tail: &str,
+        authorization: Option<&str>,
+        length: Option<u64>,
+        body: &[u8],
+    ) -> Reply {
+        if let Err(e) = self.uploads.authorise(authorization) {
+            return self.reject(e);
+        }
+        if length.is_some_and(|n| n > uploads::MAX_REQUEST_BYTES) {
+            return self.reject(OriginError::BadUpload(format!(
+                "the request body is over {} bytes",
+                uploads::MAX_REQUEST_BYTES
+            )));
+        }
+        let origin = &self.origin;
+        let answer = match (method, tail.trim_end_matches('/')) {
+            ("POST", "") => {
+                return match self.uploads.create(origin, body).await {
+                    Ok(ticket) => json(StatusCode::CREATED, &serde_json::json!(ticket)),
+                    Err(e) => self.reject(e),
+                };
+            }
+            ("POST", rest) if rest.ends_with("/complete") => {
+                let id = rest.trim_end_matches("/complete");
+                self.uploads.complete(origin, id).await
+            }
+            ("GET" | "HEAD", id) if !id.is_empty() => self.uploads.get(origin, id).await,
+            (method, _) => Err(ContractError::MethodNotAllowed(method.to_string()).into()),
+        };
+        match answer {
+            Ok(manifest) => json(StatusCode::OK, &serde_json::json!(manifest)),
+            Err(e) => self.reject(e),
+        }
+    }
 }
 
 /// What the origin reads of a request.

@@ -126,6 +126,103 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes a small JSON record, replacing what was there (manifests change
+    /// as an upload is processed).
+    pub async fn put_json(&self, key: &ObjectKey, json: Vec<u8>) -> Result<(), String> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type("application/json")
+            .cache_control(imgate_contract::headers::NO_STORE)
+            .body(ByteStream::from(json))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+
+    /// Whether an object exists, by a HEAD.
+    pub async fn exists(&self, key: &ObjectKey) -> Result<bool, String> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// One page of keys under `prefix`, after `after`; and whether more follow.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<(Vec<String>, bool), String> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let keys = out
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|object| object.key)
+            .collect();
+        Ok((keys, out.is_truncated.unwrap_or(false)))
+    }
+
+    /// A URL that lets whoever holds it PUT exactly one object at `key`: the
+    /// content type and length are signed, so the store refuses any other, and
+    /// `If-None-Match: *` is signed, so an original is never replaced.
+    pub async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<PresignedPut, String> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| e.to_string())?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .content_length(i64::try_from(length).map_err(|e| e.to_string())?)
+            .if_none_match("*")
+            .presigned(config)
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(PresignedPut {
+            url: request.uri().to_string(),
+            headers: request
+                .headers()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+                .collect(),
+        })
+    }
+}
+
+/// A presigned upload: PUT the file to `url` with exactly these headers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
 /// What a read found.
 #[derive(Debug)]
 pub enum Fetched {

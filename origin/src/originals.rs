@@ -1,0 +1,250 @@
+//! Eager processing: one original → every preset, from a single decode, stored,
+//! and recorded in its manifest. Used when an upload completes and by the
+//! backfill; `/r/...` makes single renditions on demand.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use imgate_contract::error::ErrorDetail;
+use imgate_contract::rendition::PRESETS;
+use imgate_contract::{ImageFormat, Keyring, ObjectKey, Route, Signable, route};
+
+use crate::error::OriginError;
+use crate::manifest::{self, Manifest, OriginalInfo, Rendition, Status, Upload};
+use crate::metrics::Metrics;
+use crate::origin::Origin;
+use crate::rendition::{Original, Rendered, SourceError};
+use crate::store::Fetched;
+
+/// How manifests spell rendition URLs: signed as the edge checks them, under
+/// the public base URL the CDN serves.
+#[derive(Clone, Default)]
+pub struct Links {
+    /// e.g. `https://img.example.com`; without it, URLs are paths.
+    pub public_url: Option<String>,
+    /// Signs with its first key; without keys URLs are unsigned (development).
+    pub keyring: Keyring,
+}
+
+impl Links {
+    /// The URL of a rendition; `format: None` asks for `format=auto`.
+    pub fn rendition(&self, preset: &str, source: &str, format: Option<ImageFormat>) -> String {
+        let path = format!("/r/{preset}/{source}");
+        let query = format!("format={}", format.map_or("auto", ImageFormat::extension));
+        let request = match route::parse("GET", &path, &query) {
+            Ok(Route::Rendition(request)) => request,
+            // Preset names and source keys were checked before anything was made.
+            other => unreachable!("{path}?{query} is not a rendition URL: {other:?}"),
+        };
+        let url = self
+            .keyring
+            .sign_url(&request)
+            .unwrap_or_else(|| request.signed_string());
+        match &self.public_url {
+            Some(base) => format!("{}{url}", base.trim_end_matches('/')),
+            None => url,
+        }
+    }
+}
+
+/// The formats made eagerly for a source: what its plain URL serves (its own
+/// format) and what `format=auto` serves most browsers (WebP). Anything else is
+/// made on demand.
+pub fn eager_formats(source: &str) -> Vec<ImageFormat> {
+    let own = match route::parse("GET", &format!("/r/{}/{source}", PRESETS[0].name), "") {
+        Ok(Route::Rendition(request)) => request.resolve(None).format,
+        _ => ImageFormat::Jpeg,
+    };
+    let mut formats = vec![own];
+    if own != ImageFormat::Webp {
+        formats.push(ImageFormat::Webp);
+    }
+    formats
+}
+
+impl Origin {
+    /// Makes and stores every preset of `originals/{source}` and writes its
+    /// manifest. A refused original is recorded as `failed` (and its error
+    /// returned); only a store failure leaves no manifest behind.
+    pub async fn process_original(
+        &self,
+        source: &str,
+        upload: Option<Upload>,
+    ) -> Result<Manifest, OriginError> {
+        let started = Instant::now();
+        let source_key = ObjectKey::for_original(source);
+        let limits = self.source_limits();
+        let mut manifest = Manifest {
+            source: source.to_string(),
+            status: Status::Complete,
+            upload,
+            original: None,
+            auto_urls: PRESETS
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.to_string(),
+                        self.links.rendition(p.name, source, None),
+                    )
+                })
+                .collect(),
+            renditions: Vec::new(),
+            error: None,
+            updated_at: manifest::now(),
+        };
+        let (bytes, etag) = match self
+            .store
+            .get(&source_key, limits.max_bytes)
+            .await
+            .map_err(OriginError::Store)?
+        {
+            Fetched::Found { bytes, etag } => (bytes, etag),
+            Fetched::Missing => return Err(OriginError::SourceNotFound(source_key.to_string())),
+            Fetched::TooLarge(bytes) => {
+                let refused = SourceError::TooManyBytes {
+                    bytes: bytes as usize,
+                    max: limits.max_bytes,
+                };
+                return self.refused(manifest, refused).await;
+            }
+        };
+        let byte_count = bytes.len() as u64;
+        let formats = eager_formats(source);
+        let jobs: Vec<_> = PRESETS
+            .iter()
+            .flat_map(|preset| formats.iter().map(move |format| (preset, *format)))
+            .collect();
+        let made = {
+            let jobs = jobs.clone();
+            tokio::task::spawn_blocking(move || {
+                let original = Original::decode(&bytes, limits)?;
+                let made: Vec<Result<Rendered, SourceError>> = jobs
+                    .iter()
+                    .map(|(preset, format)| original.render(preset, *format))
+                    .collect();
+                Ok::<_, SourceError>((original.dimensions(), made))
+            })
+            .await
+            .map_err(|e| OriginError::Render(format!("rendition panicked: {e}")))?
+        };
+        let ((width, height), made) = match made {
+            Ok(made) => made,
+            Err(refused) => return self.refused(manifest, refused).await,
+        };
+        manifest.original = Some(OriginalInfo {
+            bytes: byte_count,
+            width,
+            height,
+            etag: etag.as_ref().map(|e| e.trim_matches('"').to_string()),
+        });
+
+        let stores = jobs.iter().zip(made).map(|((preset, format), made)| {
+            let key = ObjectKey::for_rendition(preset, source, *format);
+            let mut entry = Rendition {
+                preset: preset.name.to_string(),
+                format: format.extension().to_string(),
+                key: key.to_string(),
+                url: self.links.rendition(preset.name, source, Some(*format)),
+                bytes: None,
+                width: None,
+                height: None,
+                error: None,
+            };
+            let mut metadata = vec![
+                ("preset", preset.name.to_string()),
+                ("source", source.to_string()),
+            ];
+            if let Some(etag) = &etag {
+                metadata.push(("source-etag", etag.trim_matches('"').to_string()));
+            }
+            async move {
+                match made {
+                    Ok(rendered) => {
+                        Metrics::inc(&self.metrics.renditions);
+                        entry.bytes = Some(rendered.bytes.len() as u64);
+                        entry.width = Some(rendered.width);
+                        entry.height = Some(rendered.height);
+                        if let Err(e) = self
+                            .put(&key, *format, Bytes::from(rendered.bytes), metadata)
+                            .await
+                        {
+                            entry.error = Some(e.body().error);
+                        }
+                    }
+                    Err(e) => {
+                        Metrics::inc(&self.metrics.rendition_failures);
+                        entry.error = Some(ErrorDetail {
+                            code: e.code().into(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                entry
+            }
+        });
+        manifest.renditions = futures::future::join_all(stores).await;
+        if manifest.renditions.iter().any(|r| r.error.is_some()) {
+            manifest.status = Status::Failed;
+        }
+        self.write_manifest(&manifest).await?;
+        tracing::info!(
+            source,
+            status = ?manifest.status,
+            renditions = manifest.renditions.len(),
+            make_ms = started.elapsed().as_millis() as u64,
+            "original processed"
+        );
+        Ok(manifest)
+    }
+
+    /// Records why an original cannot be made into renditions, and says so.
+    async fn refused(
+        &self,
+        mut manifest: Manifest,
+        refused: SourceError,
+    ) -> Result<Manifest, OriginError> {
+        Metrics::inc(&self.metrics.rendition_failures);
+        tracing::warn!(
+            source = manifest.source,
+            code = refused.code(),
+            "original refused: {refused}"
+        );
+        manifest.status = Status::Failed;
+        manifest.error = Some(ErrorDetail {
+            code: refused.code().into(),
+            message: refused.to_string(),
+        });
+        self.write_manifest(&manifest).await?;
+        Err(refused.into())
+    }
+
+    pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), OriginError> {
+        self.store
+            .put_json(
+                &ObjectKey::for_manifest(&manifest.source),
+                manifest.to_json(),
+            )
+            .await
+            .map_err(OriginError::Store)
+    }
+
+    /// The manifest of `source`, if one was written.
+    pub async fn manifest(&self, source: &str) -> Result<Option<Manifest>, OriginError> {
+        const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+        let key = ObjectKey::for_manifest(source);
+        match self
+            .store
+            .get(&key, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(OriginError::Store)?
+        {
+            Fetched::Found { bytes, .. } => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| OriginError::Store(format!("{key} is not a manifest: {e}"))),
+            Fetched::Missing => Ok(None),
+            Fetched::TooLarge(bytes) => Err(OriginError::Store(format!(
+                "{key} is {bytes} bytes, not a manifest imgate wrote"
+            ))),
+        }
+    }
+}
