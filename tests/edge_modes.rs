@@ -55,7 +55,7 @@ impl World {
         })
     }
 
-    fn put(&self, key: &ObjectKey, body: &[u8]) -> anyhow::Result<()> {
+    pub(crate) fn put(&self, key: &ObjectKey, body: &[u8]) -> anyhow::Result<()> {
         block(async {
             self.s3
                 .put_object()
@@ -68,7 +68,7 @@ impl World {
         })
     }
 
-    fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
+    pub(crate) fn delete(&self, key: &ObjectKey) -> anyhow::Result<()> {
         block(async {
             self.s3
                 .delete_object()

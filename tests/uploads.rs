@@ -1,6 +1,6 @@
 //! Presigned uploads: the origin hands out a PUT URL, the store enforces what
 //! it signed, completing makes every preset, and the manifest's URLs are served
-//! by the edge.
+//! by the edge; the backfill does the same for originals already stored.
 
 use anyhow::{Context, ensure};
 use imgate_contract::ObjectKey;
@@ -21,6 +21,10 @@ pub const TRIALS: &[(&str, Test)] = &[
     (
         "bad_upload_requests_get_json_4xx_and_nothing_is_made",
         bad_requests,
+    ),
+    (
+        "backfill_processes_existing_originals_and_resumes",
+        backfill,
     ),
 ];
 
@@ -301,5 +305,98 @@ fn bad_requests(w: &World) -> anyhow::Result<()> {
     let manifest: Value = serde_json::from_slice(&body)?;
     ensure!(manifest["status"] == "failed" && manifest["error"]["code"] == "unsupported-image");
     ensure!(manifest["renditions"].as_array().is_none_or(Vec::is_empty));
+    Ok(())
+}
+
+/// Runs `imgate-origin backfill` against the stack's store: exit success and stdout.
+fn run_backfill(w: &World, prefix: &str) -> anyhow::Result<(bool, String)> {
+    let program = imgate_devstack::sibling_bin_dir()?.join("imgate-origin");
+    let creds = &w.stack.s3.credentials;
+    let out = std::process::Command::new(&program)
+        .args(["backfill", "--prefix", prefix, "--concurrency", "2"])
+        .env("IMGATE_BUCKET", &w.stack.s3.bucket)
+        .env("IMGATE_S3_ENDPOINT", &w.stack.s3.url)
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_key)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("IMGATE_SIGNING_KEYS", &w.keys_spec)
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    let stdout = String::from_utf8(out.stdout)?;
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), stdout))
+}
+
+fn manifest_of(w: &World, source: &str) -> anyhow::Result<Value> {
+    block(async {
+        let object =
+            w.s3.get_object()
+                .bucket(&w.stack.s3.bucket)
+                .key(ObjectKey::for_manifest(source).as_str())
+                .send()
+                .await
+                .with_context(|| format!("no manifest for {source}"))?;
+        Ok(serde_json::from_slice(
+            &object.body.collect().await?.into_bytes(),
+        )?)
+    })
+}
+
+fn backfill(w: &World) -> anyhow::Result<()> {
+    let mut png = Vec::new();
+    image::RgbaImage::from_fn(500, 300, |x, y| image::Rgba([x as u8, y as u8, 90, 200]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let originals = [
+        ("e2e-backfill/a.jpg", photo_jpeg()),
+        ("e2e-backfill/deep/b.png", png),
+        ("e2e-backfill/page.jpg", b"<!doctype html>".to_vec()),
+        // Stored by some other tool: no URL can ever name it.
+        ("e2e-backfill/bad name.jpg", photo_jpeg()),
+    ];
+    for (source, bytes) in &originals {
+        w.put(&ObjectKey::for_original(source), bytes)?;
+    }
+
+    let (ok, report) = run_backfill(w, "e2e-backfill/")?;
+    ensure!(!ok, "an unusable key makes the run fail");
+    ensure!(
+        report.starts_with("backfill: 4 originals")
+            && report.contains("2 processed (16 renditions), 0 already done, 1 refused, 1 failed"),
+        "{report}"
+    );
+    ensure!(
+        report.contains("failed originals/e2e-backfill/bad name.jpg"),
+        "{report}"
+    );
+
+    let a = manifest_of(w, "e2e-backfill/a.jpg")?;
+    ensure!(a["status"] == "complete" && a["renditions"].as_array().map(Vec::len) == Some(8));
+    let b = manifest_of(w, "e2e-backfill/deep/b.png")?;
+    ensure!(b["status"] == "complete", "{b:#}");
+    let formats: Vec<&str> = b["renditions"]
+        .as_array()
+        .context("renditions")?
+        .iter()
+        .filter_map(|r| r["format"].as_str())
+        .collect();
+    ensure!(formats.iter().filter(|f| **f == "png").count() == 4 && formats.len() == 8);
+    let page = manifest_of(w, "e2e-backfill/page.jpg")?;
+    ensure!(page["status"] == "failed" && page["error"]["code"] == "unsupported-image");
+    // Made eagerly, served from the store by the edge, signed by the backfill.
+    let url = b["renditions"][0]["url"].as_str().context("url")?;
+    let (status, headers, _) = w.get(&format!("{}{url}", w.stack.edge_url))?;
+    ensure!(
+        status == 200 && header(&headers, "x-imgate-cache") == "hit",
+        "{url}: {status}"
+    );
+
+    // Interrupted runs resume: only what has no complete manifest is redone.
+    w.delete(&ObjectKey::for_manifest("e2e-backfill/a.jpg"))?;
+    let (_, report) = run_backfill(w, "e2e-backfill/")?;
+    ensure!(
+        report.contains("1 processed (8 renditions), 2 already done, 0 refused, 1 failed"),
+        "{report}"
+    );
+    ensure!(manifest_of(w, "e2e-backfill/a.jpg")?["status"] == "complete");
     Ok(())
 }

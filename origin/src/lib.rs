@@ -2,14 +2,16 @@
 //! serves them to the edge. The `imgate-origin` binary is the CLI around it;
 //! the benchmark uses the renderer directly.
 
+pub mod backfill;
 pub mod data;
 pub mod debug;
 pub mod encode;
 pub mod error;
+pub mod images;
 pub mod manifest;
 pub mod metrics;
 pub mod origin;
-pub mod originals;
+pub mod photos;
 pub mod render;
 pub mod rendition;
 pub mod server;

@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use imgate_contract::{Keyring, route};
 
 use imgate_origin::data::DataSources;
+use imgate_origin::images::Images;
 use imgate_origin::origin::Origin;
-use imgate_origin::originals::Links;
+use imgate_origin::photos::{Links, Photos};
 use imgate_origin::render::{Renderer, RendererOptions};
 use imgate_origin::rendition::SourceLimits;
 use imgate_origin::store::Store;
@@ -35,6 +36,27 @@ enum Command {
     Serve(ServeArgs),
     /// Render one card URL to a file, without storing it (for working on templates).
     Render(RenderArgs),
+    /// Make the renditions and manifest of every original already in the
+    /// bucket that has none yet (a migration, or after adding a preset).
+    /// Resumable: originals with a complete manifest are skipped.
+    Backfill(BackfillArgs),
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    /// Only originals whose key (below originals/) starts with this.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Originals processed at once (default: one per CPU core).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Try again originals recorded as refused (not usable images).
+    #[arg(long)]
+    retry_refused: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    photos: PhotoArgs,
 }
 
 #[derive(Args)]
@@ -181,7 +203,41 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Render(args) => render(args).await,
+        Command::Backfill(args) => backfill(args).await,
     }
+}
+
+async fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
+    use imgate_origin::backfill;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let options = backfill::Options {
+        prefix: args.prefix,
+        concurrency: args.concurrency.unwrap_or(cores),
+        retry_refused: args.retry_refused,
+    };
+    let links = args.photos.links()?;
+    let images = Images {
+        store: args.store.connect().await,
+        metrics: Default::default(),
+    };
+    let mut photos = Photos::new(images);
+    photos.limits = args.photos.limits();
+    photos.links = links;
+    // Drawn on a terminal only; logs and CI output get the summary.
+    let progress = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} originals, {per_sec}, eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    let summary = backfill::run(&photos, &options, &progress).await?;
+    print!("{}", summary.report());
+    if !summary.failed.is_empty() {
+        // The report said what failed and what to do; a status says it to scripts.
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -218,8 +274,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let server = Arc::new(imgate_origin::server::Server {
         origin: Origin::new(templates, renderer, store, data)
-            .with_source_limits(args.photos.limits())
-            .with_links(links),
+            .with_photos(args.photos.limits(), links),
         edge_token: args.edge_token,
         keyring,
         allow_unsigned: args.allow_unsigned,

@@ -1,49 +1,34 @@
 //! The origin's request flow in one place: parse → template or preset → key →
-//! single-flight → (store | data → render → store | original → rendition →
-//! store) → image.
+//! single-flight → (store | data → render → store) → image; renditions go to
+//! [`Photos`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imgate_contract::{
-    CanonicalCard, ContractError, ImageFormat, ObjectKey, Route, headers, route,
-};
+use imgate_contract::{CanonicalCard, ContractError, ImageFormat, ObjectKey, Route, route};
 
 use crate::data::DataSources;
 use crate::error::OriginError;
+use crate::images::{Image, Images};
 use crate::metrics::Metrics;
-use crate::originals::Links;
+use crate::photos::{Links, Photos};
 use crate::render::Renderer;
-use crate::rendition::{self as engine, SourceLimits};
+use crate::rendition::SourceLimits;
 use crate::singleflight::SingleFlight;
-use crate::store::{Fetched, PutImage, PutOutcome, Store};
+use crate::store::Store;
 use crate::templates::{CardPage, Templates};
-
-/// A finished image, ready to send.
-#[derive(Clone, Debug)]
-pub struct Image {
-    pub key: ObjectKey,
-    pub format: ImageFormat,
-    pub bytes: Bytes,
-    /// The store's ETag for the object, when the store said it.
-    pub etag: Option<String>,
-}
 
 pub struct Origin {
     pub templates: Templates,
     pub renderer: Arc<Renderer>,
-    pub store: Store,
     pub data: DataSources,
-    pub metrics: Metrics,
-    source_limits: SourceLimits,
-    pub(crate) links: Links,
+    pub metrics: Arc<Metrics>,
+    /// Renditions, uploads' originals and their manifests.
+    pub photos: Photos,
     flights: SingleFlight<Result<Image, OriginError>>,
 }
-
-/// Our own images are small; anything bigger in their place is not ours.
-const MAX_STORED_IMAGE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Origin {
     pub fn new(
@@ -52,14 +37,17 @@ impl Origin {
         store: Store,
         data: DataSources,
     ) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let images = Images {
+            store,
+            metrics: metrics.clone(),
+        };
         Self {
             templates,
             renderer,
-            store,
             data,
-            metrics: Metrics::default(),
-            source_limits: SourceLimits::default(),
-            links: Links::default(),
+            metrics,
+            photos: Photos::new(images),
             flights: SingleFlight::default(),
         }
     }
@@ -84,21 +72,11 @@ impl Origin {
             .await
     }
 
-    /// Limits on the originals renditions are made from.
-    pub fn with_source_limits(self, source_limits: SourceLimits) -> Self {
-        Self {
-            source_limits,
-            ..self
-        }
-    }
-
-    pub fn source_limits(&self) -> SourceLimits {
-        self.source_limits
-    }
-
-    /// How manifests spell rendition URLs.
-    pub fn with_links(self, links: Links) -> Self {
-        Self { links, ..self }
+    /// Limits on originals, and how manifests spell rendition URLs.
+    pub fn with_photos(mut self, limits: SourceLimits, links: Links) -> Self {
+        self.photos.limits = limits;
+        self.photos.links = links;
+        self
     }
 
     /// Answers `/r/...`: the stored rendition, or one made from the original and
@@ -116,127 +94,10 @@ impl Origin {
         let resolved = request.resolve(accept);
         self.flights
             .run(resolved.key.as_str(), || {
-                self.make_rendition(&request, resolved.format, resolved.key.clone())
+                self.photos
+                    .rendition(&request, resolved.format, resolved.key.clone())
             })
             .await
-    }
-
-    async fn make_rendition(
-        &self,
-        request: &imgate_contract::RenditionRequest,
-        format: ImageFormat,
-        key: ObjectKey,
-    ) -> Result<Image, OriginError> {
-        if let Some(image) = self.stored(&key, format).await? {
-            return Ok(image);
-        }
-        let source_key = request.source_key();
-        let (source, source_etag) = match self
-            .store
-            .get(&source_key, self.source_limits.max_bytes)
-            .await
-            .map_err(OriginError::Store)?
-        {
-            Fetched::Found { bytes, etag } => (bytes, etag),
-            Fetched::Missing => return Err(OriginError::SourceNotFound(source_key.to_string())),
-            Fetched::TooLarge(bytes) => {
-                return Err(engine::SourceError::TooManyBytes {
-                    bytes: bytes as usize,
-                    max: self.source_limits.max_bytes,
-                }
-                .into());
-            }
-        };
-        let started = Instant::now();
-        let (preset, limits) = (request.preset, self.source_limits);
-        let made =
-            tokio::task::spawn_blocking(move || engine::render(&source, preset, format, limits))
-                .await
-                .map_err(|e| OriginError::Render(format!("rendition panicked: {e}")))?;
-        let bytes = match made {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                Metrics::inc(&self.metrics.rendition_failures);
-                tracing::warn!(source = %source_key, code = e.code(), "original refused: {e}");
-                return Err(e.into());
-            }
-        };
-        Metrics::inc(&self.metrics.renditions);
-        let mut metadata = vec![
-            ("preset", preset.name.to_string()),
-            ("source", request.source.clone()),
-        ];
-        if let Some(etag) = source_etag {
-            metadata.push(("source-etag", etag.trim_matches('"').to_string()));
-        }
-        let etag = self.put(&key, format, bytes.clone(), metadata).await?;
-        tracing::info!(%key, make_ms = started.elapsed().as_millis() as u64, bytes = bytes.len(), "rendition made");
-        Ok(Image {
-            key,
-            format,
-            bytes,
-            etag,
-        })
-    }
-
-    /// The image already stored at `key`, if any: another origin, or an earlier
-    /// request, may have stored it since the edge looked.
-    async fn stored(
-        &self,
-        key: &ObjectKey,
-        format: ImageFormat,
-    ) -> Result<Option<Image>, OriginError> {
-        match self
-            .store
-            .get(key, MAX_STORED_IMAGE_BYTES)
-            .await
-            .map_err(OriginError::Store)?
-        {
-            Fetched::Found { bytes, etag } => {
-                Metrics::inc(&self.metrics.served_from_store);
-                Ok(Some(Image {
-                    key: key.clone(),
-                    format,
-                    bytes,
-                    etag,
-                }))
-            }
-            Fetched::Missing => Ok(None),
-            Fetched::TooLarge(bytes) => Err(OriginError::Store(format!(
-                "{key} is {bytes} bytes, not an image imgate made"
-            ))),
-        }
-    }
-
-    /// Writes an image once; its ETag if this writer stored it.
-    pub(crate) async fn put(
-        &self,
-        key: &ObjectKey,
-        format: ImageFormat,
-        bytes: Bytes,
-        metadata: Vec<(&'static str, String)>,
-    ) -> Result<Option<String>, OriginError> {
-        let outcome = self
-            .store
-            .put(PutImage {
-                key,
-                bytes,
-                content_type: format.content_type(),
-                cache_control: headers::IMMUTABLE,
-                metadata,
-            })
-            .await
-            .map_err(OriginError::Store)?;
-        Ok(match outcome {
-            PutOutcome::Stored { etag } => {
-                Metrics::inc(&self.metrics.store_puts);
-                etag
-            }
-            PutOutcome::AlreadyThere => {
-                Metrics::inc(&self.metrics.store_already_there);
-                None
-            }
-        })
     }
 
     /// The filled-in template for a card: its query parameters, or its record's fields.
@@ -290,7 +151,7 @@ impl Origin {
     }
 
     async fn make(&self, card: CanonicalCard, key: ObjectKey) -> Result<Image, OriginError> {
-        if let Some(image) = self.stored(&key, card.format).await? {
+        if let Some(image) = self.photos.images.stored(&key, card.format).await? {
             return Ok(image);
         }
         let started = Instant::now();
@@ -311,7 +172,11 @@ impl Origin {
         if let Some(id) = &card.record {
             metadata.push(("record", id.clone()));
         }
-        let etag = self.put(&key, card.format, bytes.clone(), metadata).await?;
+        let etag = self
+            .photos
+            .images
+            .put(&key, card.format, bytes.clone(), metadata)
+            .await?;
         tracing::info!(%key, render_ms, bytes = bytes.len(), stored = etag.is_some(), "card made");
         Ok(Image {
             key,

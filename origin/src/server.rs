@@ -119,19 +119,19 @@ impl Server {
                 uploads::MAX_REQUEST_BYTES
             )));
         }
-        let origin = &self.origin;
+        let photos = &self.origin.photos;
         let answer = match (method, tail.trim_end_matches('/')) {
             ("POST", "") => {
-                return match self.uploads.create(origin, body).await {
+                return match self.uploads.create(photos, body).await {
                     Ok(ticket) => json(StatusCode::CREATED, &serde_json::json!(ticket)),
                     Err(e) => self.reject(e),
                 };
             }
             ("POST", rest) if rest.ends_with("/complete") => {
                 let id = rest.trim_end_matches("/complete");
-                self.uploads.complete(origin, id).await
+                self.uploads.complete(photos, id).await
             }
-            ("GET" | "HEAD", id) if !id.is_empty() => self.uploads.get(origin, id).await,
+            ("GET" | "HEAD", id) if !id.is_empty() => self.uploads.get(photos, id).await,
             (method, _) => Err(ContractError::MethodNotAllowed(method.to_string()).into()),
         };
         match answer {

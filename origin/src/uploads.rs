@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::OriginError;
 use crate::manifest::{self, Manifest, Status, Upload};
-use crate::origin::Origin;
+use crate::photos::Photos;
 use crate::store::PresignedPut;
 
 /// Where uploads land below `originals/`.
@@ -105,7 +105,7 @@ impl Uploads {
     }
 
     /// Checks the request, records a pending manifest, and presigns the PUT.
-    pub async fn create(&self, origin: &Origin, body: &[u8]) -> Result<Ticket, OriginError> {
+    pub async fn create(&self, photos: &Photos, body: &[u8]) -> Result<Ticket, OriginError> {
         let request: NewUpload = serde_json::from_slice(body).map_err(|e| {
             OriginError::BadUpload(format!(
                 r#"expected {{"content_type": "image/jpeg", "bytes": 123456}}: {e}"#
@@ -127,7 +127,8 @@ impl Uploads {
         let id = format!("{}.{ext}", new_id()?);
         let source = format!("{UPLOADS_DIR}/{id}");
         let created_at = manifest::now();
-        let upload = origin
+        let upload = photos
+            .images
             .store
             .presign_put(
                 &ObjectKey::for_original(&source),
@@ -137,7 +138,7 @@ impl Uploads {
             )
             .await
             .map_err(OriginError::Store)?;
-        origin
+        photos
             .write_manifest(&Manifest {
                 source: source.clone(),
                 status: Status::Pending,
@@ -167,12 +168,12 @@ impl Uploads {
 
     /// Makes every preset of an uploaded original. Idempotent: a completed
     /// upload answers its manifest again.
-    pub async fn complete(&self, origin: &Origin, id: &str) -> Result<Manifest, OriginError> {
-        let pending = self.get(origin, id).await?;
+    pub async fn complete(&self, photos: &Photos, id: &str) -> Result<Manifest, OriginError> {
+        let pending = self.get(photos, id).await?;
         if pending.status == Status::Complete {
             return Ok(pending);
         }
-        match origin
+        match photos
             .process_original(&pending.source, pending.upload)
             .await
         {
@@ -182,9 +183,9 @@ impl Uploads {
     }
 
     /// The upload's manifest.
-    pub async fn get(&self, origin: &Origin, id: &str) -> Result<Manifest, OriginError> {
+    pub async fn get(&self, photos: &Photos, id: &str) -> Result<Manifest, OriginError> {
         check_id(id)?;
-        origin
+        photos
             .manifest(&format!("{UPLOADS_DIR}/{id}"))
             .await?
             .ok_or_else(|| OriginError::UploadNotFound(id.into()))

@@ -1,19 +1,21 @@
-//! Eager processing: one original → every preset, from a single decode, stored,
-//! and recorded in its manifest. Used when an upload completes and by the
-//! backfill; `/r/...` makes single renditions on demand.
+//! Photos: renditions made on demand (`/r/...`), and eagerly — one original →
+//! every preset from a single decode, stored and recorded in its manifest —
+//! when an upload completes and by the backfill. Needs no browser.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use imgate_contract::error::ErrorDetail;
 use imgate_contract::rendition::PRESETS;
-use imgate_contract::{ImageFormat, Keyring, ObjectKey, Route, Signable, route};
+use imgate_contract::{
+    ImageFormat, Keyring, ObjectKey, Preset, RenditionRequest, Route, Signable, route,
+};
 
 use crate::error::OriginError;
+use crate::images::{Image, Images};
 use crate::manifest::{self, Manifest, OriginalInfo, Rendition, Status, Upload};
 use crate::metrics::Metrics;
-use crate::origin::Origin;
-use crate::rendition::{Original, Rendered, SourceError};
+use crate::rendition::{self as engine, Original, Rendered, SourceError, SourceLimits};
 use crate::store::Fetched;
 
 /// How manifests spell rendition URLs: signed as the edge checks them, under
@@ -62,7 +64,90 @@ pub fn eager_formats(source: &str) -> Vec<ImageFormat> {
     formats
 }
 
-impl Origin {
+pub struct Photos {
+    pub images: Images,
+    pub limits: SourceLimits,
+    pub links: Links,
+}
+
+impl Photos {
+    pub fn new(images: Images) -> Self {
+        Self {
+            images,
+            limits: SourceLimits::default(),
+            links: Links::default(),
+        }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.images.metrics
+    }
+
+    /// One rendition, made from the original and stored, unless it is stored
+    /// already (another origin, or an earlier request, may have made it).
+    pub async fn rendition(
+        &self,
+        request: &RenditionRequest,
+        format: ImageFormat,
+        key: ObjectKey,
+    ) -> Result<Image, OriginError> {
+        if let Some(image) = self.images.stored(&key, format).await? {
+            return Ok(image);
+        }
+        let (source, source_etag) = self.original(&request.source).await?;
+        let started = Instant::now();
+        let (preset, limits) = (request.preset, self.limits);
+        let made =
+            tokio::task::spawn_blocking(move || engine::render(&source, preset, format, limits))
+                .await
+                .map_err(|e| OriginError::Render(format!("rendition panicked: {e}")))?;
+        let bytes = match made {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                Metrics::inc(&self.metrics().rendition_failures);
+                tracing::warn!(
+                    source = request.source,
+                    code = e.code(),
+                    "original refused: {e}"
+                );
+                return Err(e.into());
+            }
+        };
+        Metrics::inc(&self.metrics().renditions);
+        let metadata = metadata(preset, &request.source, source_etag.as_deref());
+        let etag = self
+            .images
+            .put(&key, format, bytes.clone(), metadata)
+            .await?;
+        tracing::info!(%key, make_ms = started.elapsed().as_millis() as u64, bytes = bytes.len(), "rendition made");
+        Ok(Image {
+            key,
+            format,
+            bytes,
+            etag,
+        })
+    }
+
+    /// The original's bytes and ETag, within the byte limit.
+    async fn original(&self, source: &str) -> Result<(Bytes, Option<String>), OriginError> {
+        let key = ObjectKey::for_original(source);
+        match self
+            .images
+            .store
+            .get(&key, self.limits.max_bytes)
+            .await
+            .map_err(OriginError::Store)?
+        {
+            Fetched::Found { bytes, etag } => Ok((bytes, etag)),
+            Fetched::Missing => Err(OriginError::SourceNotFound(key.to_string())),
+            Fetched::TooLarge(bytes) => Err(SourceError::TooManyBytes {
+                bytes: bytes as usize,
+                max: self.limits.max_bytes,
+            }
+            .into()),
+        }
+    }
+
     /// Makes and stores every preset of `originals/{source}` and writes its
     /// manifest. A refused original is recorded as `failed` (and its error
     /// returned); only a store failure leaves no manifest behind.
@@ -72,8 +157,7 @@ impl Origin {
         upload: Option<Upload>,
     ) -> Result<Manifest, OriginError> {
         let started = Instant::now();
-        let source_key = ObjectKey::for_original(source);
-        let limits = self.source_limits();
+        let limits = self.limits;
         let mut manifest = Manifest {
             source: source.to_string(),
             status: Status::Complete,
@@ -92,21 +176,10 @@ impl Origin {
             error: None,
             updated_at: manifest::now(),
         };
-        let (bytes, etag) = match self
-            .store
-            .get(&source_key, limits.max_bytes)
-            .await
-            .map_err(OriginError::Store)?
-        {
-            Fetched::Found { bytes, etag } => (bytes, etag),
-            Fetched::Missing => return Err(OriginError::SourceNotFound(source_key.to_string())),
-            Fetched::TooLarge(bytes) => {
-                let refused = SourceError::TooManyBytes {
-                    bytes: bytes as usize,
-                    max: limits.max_bytes,
-                };
-                return self.refused(manifest, refused).await;
-            }
+        let (bytes, etag) = match self.original(source).await {
+            Ok(found) => found,
+            Err(OriginError::Source(refused)) => return self.refused(manifest, refused).await,
+            Err(e) => return Err(e),
         };
         let byte_count = bytes.len() as u64;
         let formats = eager_formats(source);
@@ -150,21 +223,16 @@ impl Origin {
                 height: None,
                 error: None,
             };
-            let mut metadata = vec![
-                ("preset", preset.name.to_string()),
-                ("source", source.to_string()),
-            ];
-            if let Some(etag) = &etag {
-                metadata.push(("source-etag", etag.trim_matches('"').to_string()));
-            }
+            let metadata = metadata(preset, source, etag.as_deref());
             async move {
                 match made {
                     Ok(rendered) => {
-                        Metrics::inc(&self.metrics.renditions);
+                        Metrics::inc(&self.metrics().renditions);
                         entry.bytes = Some(rendered.bytes.len() as u64);
                         entry.width = Some(rendered.width);
                         entry.height = Some(rendered.height);
                         if let Err(e) = self
+                            .images
                             .put(&key, *format, Bytes::from(rendered.bytes), metadata)
                             .await
                         {
@@ -172,7 +240,7 @@ impl Origin {
                         }
                     }
                     Err(e) => {
-                        Metrics::inc(&self.metrics.rendition_failures);
+                        Metrics::inc(&self.metrics().rendition_failures);
                         entry.error = Some(ErrorDetail {
                             code: e.code().into(),
                             message: e.to_string(),
@@ -203,7 +271,7 @@ impl Origin {
         mut manifest: Manifest,
         refused: SourceError,
     ) -> Result<Manifest, OriginError> {
-        Metrics::inc(&self.metrics.rendition_failures);
+        Metrics::inc(&self.metrics().rendition_failures);
         tracing::warn!(
             source = manifest.source,
             code = refused.code(),
@@ -219,7 +287,8 @@ impl Origin {
     }
 
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), OriginError> {
-        self.store
+        self.images
+            .store
             .put_json(
                 &ObjectKey::for_manifest(&manifest.source),
                 manifest.to_json(),
@@ -233,6 +302,7 @@ impl Origin {
         const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
         let key = ObjectKey::for_manifest(source);
         match self
+            .images
             .store
             .get(&key, MAX_MANIFEST_BYTES)
             .await
@@ -247,4 +317,20 @@ impl Origin {
             ))),
         }
     }
+}
+
+/// What a rendition's object records about where it came from.
+fn metadata(
+    preset: &Preset,
+    source: &str,
+    source_etag: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut metadata = vec![
+        ("preset", preset.name.to_string()),
+        ("source", source.to_string()),
+    ];
+    if let Some(etag) = source_etag {
+        metadata.push(("source-etag", etag.trim_matches('"').to_string()));
+    }
+    metadata
 }
