@@ -3,7 +3,7 @@
 //! each through extra edge hosts started against the same store and origin.
 
 use anyhow::{Context, ensure};
-use imgate_contract::{ErrorBody, ImageFormat, ObjectKey, Preset, route};
+use imgate_contract::{ErrorBody, ImageFormat, ObjectKey, route};
 use imgate_devstack::random_hex;
 
 use super::{Test, World, block, header};
@@ -112,7 +112,7 @@ pub fn error_code(body: &[u8]) -> String {
 }
 
 fn renditions_by_accept(w: &World) -> anyhow::Result<()> {
-    let small = Preset::named("small")?;
+    let small = "small";
     let stored = |format: ImageFormat| {
         (
             ObjectKey::for_rendition(small, "u/1/beach.jpg", format),
@@ -202,7 +202,7 @@ fn renditions_from_originals(w: &World) -> anyhow::Result<()> {
         made.height()
     );
 
-    let key = ObjectKey::for_rendition(Preset::named("small")?, "e2e/photo.jpg", ImageFormat::Jpeg);
+    let key = ObjectKey::for_rendition("small", "e2e/photo.jpg", ImageFormat::Jpeg);
     let head = w.head(&key).context("the rendition is stored")?;
     ensure!(head.cache_control() == Some(imgate_contract::headers::IMMUTABLE));
     let meta = head.metadata().context("metadata")?;
@@ -268,7 +268,7 @@ fn broken_originals(w: &World) -> anyhow::Result<()> {
             error_code(&body)
         );
         ensure!(header(&got, "cache-control") == "no-store");
-        let key = ObjectKey::for_rendition(Preset::named("medium")?, source, ImageFormat::Jpeg);
+        let key = ObjectKey::for_rendition("medium", source, ImageFormat::Jpeg);
         ensure!(w.head(&key).is_err(), "{source}: a rendition was stored");
     }
     let missing = format!(

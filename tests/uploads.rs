@@ -309,7 +309,7 @@ fn bad_requests(w: &World) -> anyhow::Result<()> {
 }
 
 /// Runs `imgate-origin backfill` against the stack's store: exit success and stdout.
-fn run_backfill(w: &World, prefix: &str) -> anyhow::Result<(bool, String)> {
+fn run_backfill(w: &World, prefix: &str, presets: &str) -> anyhow::Result<(bool, String)> {
     let program = imgate_devstack::sibling_bin_dir()?.join("imgate-origin");
     let creds = &w.stack.s3.credentials;
     let out = std::process::Command::new(&program)
@@ -320,6 +320,7 @@ fn run_backfill(w: &World, prefix: &str) -> anyhow::Result<(bool, String)> {
         .env("AWS_SECRET_ACCESS_KEY", &creds.secret_key)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("IMGATE_SIGNING_KEYS", &w.keys_spec)
+        .env("IMGATE_PRESETS", presets)
         .output()
         .with_context(|| format!("running {}", program.display()))?;
     let stdout = String::from_utf8(out.stdout)?;
@@ -357,7 +358,7 @@ fn backfill(w: &World) -> anyhow::Result<()> {
         w.put(&ObjectKey::for_original(source), bytes)?;
     }
 
-    let (ok, report) = run_backfill(w, "e2e-backfill/")?;
+    let (ok, report) = run_backfill(w, "e2e-backfill/", "")?;
     ensure!(!ok, "an unusable key makes the run fail");
     ensure!(
         report.starts_with("backfill: 4 originals")
@@ -392,11 +393,37 @@ fn backfill(w: &World) -> anyhow::Result<()> {
 
     // Interrupted runs resume: only what has no complete manifest is redone.
     w.delete(&ObjectKey::for_manifest("e2e-backfill/a.jpg"))?;
-    let (_, report) = run_backfill(w, "e2e-backfill/")?;
+    let (_, report) = run_backfill(w, "e2e-backfill/", "")?;
     ensure!(
         report.contains("1 processed (8 renditions), 2 already done, 0 refused, 1 failed"),
         "{report}"
     );
     ensure!(manifest_of(w, "e2e-backfill/a.jpg")?["status"] == "complete");
+
+    // A preset added later: the backfill makes it for what is already there.
+    let presets = "avatar:96x96:cover:70,small:800x600:fit:80";
+    let (ok, report) = run_backfill(w, "e2e-backfill/deep/", presets)?;
+    ensure!(
+        ok && report.contains("1 processed (4 renditions), 0 already done"),
+        "{report}"
+    );
+    let avatar = block(async {
+        let object =
+            w.s3.get_object()
+                .bucket(&w.stack.s3.bucket)
+                .key(
+                    ObjectKey::for_rendition(
+                        "avatar",
+                        "e2e-backfill/deep/b.png",
+                        imgate_contract::ImageFormat::Png,
+                    )
+                    .as_str(),
+                )
+                .send()
+                .await?;
+        Ok(object.body.collect().await?.into_bytes())
+    })?;
+    let avatar = image::load_from_memory(&avatar)?;
+    ensure!((avatar.width(), avatar.height()) == (96, 96));
     Ok(())
 }

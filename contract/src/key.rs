@@ -13,7 +13,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::rendition::{ORIGINALS_PREFIX, Preset};
+use crate::rendition::ORIGINALS_PREFIX;
 use crate::{CanonicalCard, ImageFormat, query::encode_params};
 
 /// An S3 object key.
@@ -44,10 +44,9 @@ impl ObjectKey {
 
     /// `renditions/{preset}/{source-key}.{ext}`. The source's own extension stays
     /// in the key: `beach.jpg` and `beach.png` are different photos.
-    pub fn for_rendition(preset: &Preset, source: &str, format: ImageFormat) -> Self {
+    pub fn for_rendition(preset: &str, source: &str, format: ImageFormat) -> Self {
         Self(format!(
-            "renditions/{}/{source}.{}",
-            preset.name,
+            "renditions/{preset}/{source}.{}",
             format.extension()
         ))
     }

@@ -22,7 +22,7 @@ pub use error::{ContractError, ErrorBody};
 pub use format::ImageFormat;
 pub use key::ObjectKey;
 pub use query::Query;
-pub use rendition::{Preset, RenditionRequest};
+pub use rendition::{Preset, Presets, RenditionRequest};
 pub use route::{CardRequest, Route, Signable};
 pub use sign::Keyring;
 pub use template::{CanonicalCard, CardSpec};

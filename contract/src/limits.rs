@@ -21,3 +21,7 @@ pub const MAX_CARD_SIDE: u32 = 4096;
 pub const MAX_SOURCE_KEY_LEN: usize = 256;
 /// Longest record id in a data-source card URL, in bytes.
 pub const MAX_RECORD_ID_LEN: usize = 128;
+/// Most rendition presets a deployment may define.
+pub const MAX_PRESETS: usize = 32;
+/// Longest side a preset may ask for.
+pub const MAX_PRESET_SIDE: u32 = 8192;

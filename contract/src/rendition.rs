@@ -24,9 +24,9 @@ pub enum Fit {
 }
 
 /// A named rendition size.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preset {
-    pub name: &'static str,
+    pub name: String,
     pub width: u32,
     pub height: u32,
     pub fit: Fit,
@@ -34,45 +34,92 @@ pub struct Preset {
     pub quality: u8,
 }
 
-/// The presets every deployment has.
-pub const PRESETS: &[Preset] = &[
-    Preset {
-        name: "thumbnail",
-        width: 400,
-        height: 400,
-        fit: Fit::Cover,
-        quality: 78,
-    },
-    Preset {
-        name: "small",
-        width: 800,
-        height: 600,
-        fit: Fit::Contain,
-        quality: 80,
-    },
-    Preset {
-        name: "medium",
-        width: 2000,
-        height: 2000,
-        fit: Fit::Contain,
-        quality: 84,
-    },
-    Preset {
-        name: "large",
-        width: 4000,
-        height: 4000,
-        fit: Fit::Contain,
-        quality: 86,
-    },
-];
+/// The seed's four, in the form `presets` / `IMGATE_PRESETS` take:
+/// `name:WIDTHxHEIGHT:cover|fit:quality`, comma-separated.
+pub const DEFAULT_PRESETS: &str = "thumbnail:400x400:cover:78,small:800x600:fit:80,medium:2000x2000:fit:84,large:4000x4000:fit:86";
 
-impl Preset {
-    pub fn named(name: &str) -> Result<&'static Preset, ContractError> {
-        PRESETS
+/// The presets a deployment serves. The edge and the origin must be given the
+/// same ones; changing a preset's size under its old name leaves renditions
+/// already made at the old size, so give a new size a new name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presets(Vec<Preset>);
+
+impl Default for Presets {
+    fn default() -> Self {
+        Self::parse(DEFAULT_PRESETS).expect("the default presets parse")
+    }
+}
+
+impl Presets {
+    /// Parses `name:WIDTHxHEIGHT:cover|fit:quality,…`; blank means the defaults.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        if spec.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let mut presets: Vec<Preset> = Vec::new();
+        for item in spec.split(',').map(str::trim) {
+            let preset = parse_preset(item).map_err(|why| {
+                format!("preset {item:?}: {why} (expected name:WIDTHxHEIGHT:cover|fit:quality)")
+            })?;
+            if presets.iter().any(|p| p.name == preset.name) {
+                return Err(format!("preset {:?} is named twice", preset.name));
+            }
+            presets.push(preset);
+        }
+        if presets.len() > limits::MAX_PRESETS {
+            return Err(format!("at most {} presets", limits::MAX_PRESETS));
+        }
+        Ok(Self(presets))
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Preset, ContractError> {
+        self.0
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| ContractError::UnknownPreset(name.chars().take(64).collect()))
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Preset> {
+        self.0.iter()
+    }
+}
+
+fn parse_preset(item: &str) -> Result<Preset, &'static str> {
+    let [name, size, fit, quality] = item.split(':').collect::<Vec<_>>()[..] else {
+        return Err("four fields");
+    };
+    if !valid_preset_name(name) {
+        return Err("names are 1-32 of a-z, 0-9 and '-'");
+    }
+    let side = |n: &str| {
+        n.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=limits::MAX_PRESET_SIDE).contains(n))
+            .ok_or("sides are 1-8192 pixels")
+    };
+    let (width, height) = size.split_once('x').ok_or("size is WIDTHxHEIGHT")?;
+    Ok(Preset {
+        name: name.to_string(),
+        width: side(width)?,
+        height: side(height)?,
+        fit: match fit {
+            "cover" => Fit::Cover,
+            "fit" => Fit::Contain,
+            _ => return Err("fit is cover (crop to fill) or fit (keep all)"),
+        },
+        quality: quality
+            .parse()
+            .ok()
+            .filter(|q| (1..=100).contains(q))
+            .ok_or("quality is 1-100")?,
+    })
+}
+
+fn valid_preset_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The format a rendition URL asks for.
@@ -86,7 +133,8 @@ pub enum FormatChoice {
 /// A parsed rendition request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenditionRequest {
-    pub preset: &'static Preset,
+    /// The preset's name; which presets exist is configuration ([`Presets`]).
+    pub preset: String,
     /// The original's key below [`ORIGINALS_PREFIX`], e.g. `users/42/beach.jpg`.
     pub source: String,
     pub format: FormatChoice,
@@ -107,7 +155,11 @@ impl RenditionRequest {
         let (preset, source) = rest
             .split_once('/')
             .ok_or_else(|| ContractError::BadPath("expected /r/{preset}/{source-key}".into()))?;
-        let preset = Preset::named(preset)?;
+        if !valid_preset_name(preset) {
+            return Err(ContractError::UnknownPreset(
+                preset.chars().take(64).collect(),
+            ));
+        }
         check_source_key(source)?;
         let query = Query::parse(query)?;
         if let Some(other) = query.params.keys().find(|name| *name != FORMAT_PARAM) {
@@ -124,7 +176,7 @@ impl RenditionRequest {
             None => FormatChoice::Fixed(format_of_source(source)),
         };
         Ok(Self {
-            preset,
+            preset: preset.to_string(),
             source: source.to_string(),
             format,
             query,
@@ -133,7 +185,7 @@ impl RenditionRequest {
 
     /// The canonical path.
     pub fn path(&self) -> String {
-        format!("/r/{}/{}", self.preset.name, self.source)
+        format!("/r/{}/{}", self.preset, self.source)
     }
 
     /// Where the original is stored.
@@ -149,7 +201,7 @@ impl RenditionRequest {
         };
         Resolved {
             format,
-            key: ObjectKey::for_rendition(self.preset, &self.source, format),
+            key: ObjectKey::for_rendition(&self.preset, &self.source, format),
             vary_accept,
         }
     }
@@ -184,7 +236,7 @@ pub fn negotiate(accept: &str) -> ImageFormat {
 
 /// The output format when the URL does not say: the source's own, if imgate
 /// can write it (a `.heic` original gets a JPEG).
-fn format_of_source(source: &str) -> ImageFormat {
+pub fn format_of_source(source: &str) -> ImageFormat {
     let name = source.rsplit('/').next().unwrap_or(source);
     name.rsplit_once('.')
         .and_then(|(_, ext)| ImageFormat::from_extension(&ext.to_ascii_lowercase()).ok())
@@ -279,6 +331,42 @@ mod tests {
     }
 
     #[test]
+    fn presets_are_configurable() {
+        let defaults = Presets::default();
+        let thumb = defaults.get("thumbnail").unwrap();
+        assert_eq!(
+            (thumb.width, thumb.height, thumb.fit, thumb.quality),
+            (400, 400, Fit::Cover, 78)
+        );
+        assert_eq!(defaults.iter().count(), 4);
+        assert_eq!(Presets::parse(" ").unwrap(), defaults);
+        assert_eq!(defaults.get("huge").unwrap_err().code(), "unknown-preset");
+
+        let custom = Presets::parse("avatar:96x96:cover:70, hero-2x:2400x1200:fit:82").unwrap();
+        let hero = custom.get("hero-2x").unwrap();
+        assert_eq!(
+            (hero.width, hero.height, hero.fit, hero.quality),
+            (2400, 1200, Fit::Contain, 82)
+        );
+        assert!(custom.get("thumbnail").is_err());
+
+        for bad in [
+            "avatar:96x96:cover",
+            "Avatar:96x96:cover:70",
+            "avatar:96:cover:70",
+            "avatar:0x96:cover:70",
+            "avatar:96x9000:cover:70",
+            "avatar:96x96:stretch:70",
+            "avatar:96x96:cover:0",
+            "avatar:96x96:cover:101",
+            "a:1x1:fit:1,a:2x2:fit:2",
+            "a:1x1:fit:1,,b:2x2:fit:2",
+        ] {
+            assert!(Presets::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn refuses_traversal_and_strangers() {
         for (path, query, code) in [
             ("/r/thumbnail/../../secret", "", "bad-path"),
@@ -292,7 +380,8 @@ mod tests {
             ("/r/thumbnail/a%2F..%2Fb", "", "bad-path"),
             ("/r/thumbnail/a b", "", "bad-path"),
             ("/r/thumbnail/a\\b", "", "bad-path"),
-            ("/r/huge/a.jpg", "", "unknown-preset"),
+            ("/r/Huge/a.jpg", "", "unknown-preset"),
+            ("/r/../a.jpg", "", "unknown-preset"),
             ("/r/thumbnail/a.jpg", "format=gif", "unknown-format"),
             ("/r/thumbnail/a.jpg", "format=avif", "unknown-format"),
             ("/r/thumbnail/a.jpg", "width=9000", "rendition-param"),

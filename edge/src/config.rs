@@ -1,6 +1,6 @@
 //! The edge's configuration, read from Spin variables (declared in `spin.toml`).
 
-use imgate_contract::Keyring;
+use imgate_contract::{Keyring, Presets};
 
 /// Every variable the edge reads, with what it is for. `spin.toml` declares the same
 /// names; a test keeps the two lists equal.
@@ -49,6 +49,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "how long the known-present index trusts an entry before checking the store again",
     ),
     (
+        "presets",
+        "rendition presets, name:WIDTHxHEIGHT:cover|fit:quality,… (default: thumbnail, small, medium, large); the origin's IMGATE_PRESETS must match",
+    ),
+    (
         "templates_dir",
         "where the template folders are mounted (spin.toml `files`)",
     ),
@@ -86,6 +90,7 @@ pub struct EdgeConfig {
     pub templates_dir: String,
     pub mode: Mode,
     pub index_ttl_secs: u64,
+    pub presets: Presets,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -159,6 +164,10 @@ impl EdgeConfig {
                 DEFAULT_INDEX_TTL_SECS
             }),
         };
+        let presets = Presets::parse(&get("presets").unwrap_or_default()).unwrap_or_else(|e| {
+            problems.push(format!("presets: {e}"));
+            Presets::default()
+        });
         let mode = match get("mode").as_deref().map(str::trim) {
             None | Some("") | Some("serve") => Mode::Serve,
             Some("redirect") => {
@@ -209,6 +218,7 @@ impl EdgeConfig {
             templates_dir,
             mode,
             index_ttl_secs,
+            presets,
         })
     }
 }

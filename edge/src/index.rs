@@ -98,7 +98,7 @@ mod tests {
 
     fn key(i: usize) -> ObjectKey {
         ObjectKey::for_rendition(
-            imgate_contract::Preset::named("small").unwrap(),
+            "small",
             &format!("u/{i}.jpg"),
             imgate_contract::ImageFormat::Jpeg,
         )

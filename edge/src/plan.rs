@@ -105,6 +105,9 @@ pub fn plan(
             })
         }
         Route::Rendition(rendition) => {
+            if let Err(e) = config.presets.get(&rendition.preset) {
+                return Plan::error(&e);
+            }
             let resolved = rendition.resolve(accept);
             Plan::Image(Target {
                 origin_path: rendition.origin_path(resolved.format),
@@ -210,6 +213,26 @@ mod tests {
     }
 
     #[test]
+    fn configured_presets_are_served() {
+        let custom = config(&[
+            ("allow_unsigned", "true"),
+            ("signing_keys", ""),
+            ("presets", "avatar:96x96:cover:70"),
+        ]);
+        let Plan::Image(target) = plan(&custom, "GET", "/r/avatar/u/7.jpg", "", None, |_| None)
+        else {
+            panic!("avatar is a preset here")
+        };
+        assert_eq!(target.key.as_str(), "renditions/avatar/u/7.jpg.jpg");
+        let v = vars(&[("presets", "avatar:96x96")]);
+        let bad = EdgeConfig::from_lookup(|n| v.get(n).cloned());
+        assert!(
+            bad.unwrap_err()
+                .contains("presets: preset \"avatar:96x96\"")
+        );
+    }
+
+    #[test]
     fn auto_renditions_resolve_per_client() {
         let config = config(&[]);
         let Ok(Route::Rendition(r)) = route::parse("GET", "/r/small/u/7.jpg", "format=auto") else {
@@ -234,6 +257,11 @@ mod tests {
     fn bad_requests_get_json_errors_before_any_io() {
         let signed = config(&[]);
         let open = config(&[("signing_keys", ""), ("allow_unsigned", "true")]);
+        let custom = config(&[
+            ("signing_keys", ""),
+            ("allow_unsigned", "true"),
+            ("presets", "avatar:96x96:cover:70"),
+        ]);
         let cases: &[(&EdgeConfig, &str, &str, &str, u16, &str)] = &[
             (
                 &signed,
@@ -295,6 +323,7 @@ mod tests {
             ),
             (&open, "GET", "/r/small/../a.jpg", "", 400, "bad-path"),
             (&open, "GET", "/r/huge/a.jpg", "", 404, "unknown-preset"),
+            (&custom, "GET", "/r/small/a.jpg", "", 404, "unknown-preset"),
         ];
         for (config, method, path, query, want_status, want_code) in cases {
             let p = plan(config, method, path, query, None, manifests);

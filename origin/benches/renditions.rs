@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use imgate_contract::{ImageFormat, Preset, rendition::Fit, rendition::PRESETS};
+use imgate_contract::{ImageFormat, Preset, Presets, rendition::Fit};
 use imgate_origin::rendition::{Original, SourceLimits};
 
 const WIDTH: u32 = 4000;
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     {
         // As an upload is processed: one decode, every preset from it.
         let original = Original::decode(&std::fs::read(source)?, SourceLimits::default())?;
-        for preset in PRESETS {
+        for preset in Presets::default().iter() {
             let out = original.render(preset, ImageFormat::Jpeg)?;
             std::fs::write(format!("{source}.{}.jpg", preset.name), out.bytes)?;
         }
@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
     let imgate = measure(rounds, || vec![cmd(&me, &["--imgate-job", &source])]);
     let vips = measure(rounds, || {
-        PRESETS
+        Presets::default()
             .iter()
             .map(|preset| vipsthumbnail(&source, preset))
             .collect()

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use imgate_contract::rendition::{ORIGINALS_PREFIX, PRESETS, check_source_key};
+use imgate_contract::rendition::{ORIGINALS_PREFIX, check_source_key};
 use indicatif::ProgressBar;
 
 use crate::error::OriginError;
@@ -115,7 +115,7 @@ async fn process(photos: &Photos, options: &Options, source: &str) -> Outcome {
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     if let Some(manifest) = &existing
-        && (is_done(manifest, source) || (is_refused(manifest) && !options.retry_refused))
+        && (is_done(photos, manifest, source) || (is_refused(manifest) && !options.retry_refused))
     {
         return Outcome::Skipped;
     }
@@ -139,9 +139,9 @@ async fn process(photos: &Photos, options: &Options, source: &str) -> Outcome {
 }
 
 /// Complete, with every rendition today's presets and formats call for.
-fn is_done(manifest: &Manifest, source: &str) -> bool {
+fn is_done(photos: &Photos, manifest: &Manifest, source: &str) -> bool {
     manifest.status == Status::Complete
-        && PRESETS.iter().all(|preset| {
+        && photos.presets.iter().all(|preset| {
             eager_formats(source).iter().all(|format| {
                 manifest.renditions.iter().any(|r| {
                     r.preset == preset.name && r.format == format.extension() && r.error.is_none()

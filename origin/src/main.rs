@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use imgate_contract::{Keyring, route};
+use imgate_contract::{Keyring, Presets, route};
 
 use imgate_origin::data::DataSources;
 use imgate_origin::images::Images;
@@ -145,6 +145,10 @@ struct PhotoArgs {
     /// Most pixels (width × height) an original may declare: the image-bomb guard.
     #[arg(long, env = "IMGATE_MAX_SOURCE_PIXELS", default_value_t = SourceLimits::default().max_pixels)]
     max_source_pixels: u64,
+    /// Rendition presets, `name:WIDTHxHEIGHT:cover|fit:quality,…`; the edge's
+    /// `presets` variable must match. Empty: thumbnail, small, medium, large.
+    #[arg(long, env = "IMGATE_PRESETS", default_value = "")]
+    presets: String,
     /// Public base URL of the edge/CDN (e.g. https://img.example.com) for the
     /// rendition URLs in manifests; without it they are paths.
     #[arg(long, env = "IMGATE_PUBLIC_URL")]
@@ -163,19 +167,20 @@ struct PhotoArgs {
 }
 
 impl PhotoArgs {
-    fn limits(&self) -> SourceLimits {
-        SourceLimits {
+    /// Configures the photo pipeline.
+    fn apply(&self, photos: &mut Photos) -> anyhow::Result<()> {
+        photos.presets =
+            Presets::parse(&self.presets).map_err(|e| anyhow::anyhow!("IMGATE_PRESETS: {e}"))?;
+        photos.limits = SourceLimits {
             max_bytes: self.max_source_bytes,
             max_pixels: self.max_source_pixels,
-        }
-    }
-
-    fn links(&self) -> anyhow::Result<Links> {
-        Ok(Links {
+        };
+        photos.links = Links {
             public_url: self.public_url.clone().filter(|url| !url.is_empty()),
             keyring: Keyring::parse(&self.signing_keys)
                 .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?,
-        })
+        };
+        Ok(())
     }
 }
 
@@ -215,14 +220,11 @@ async fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.unwrap_or(cores),
         retry_refused: args.retry_refused,
     };
-    let links = args.photos.links()?;
-    let images = Images {
+    let mut photos = Photos::new(Images {
         store: args.store.connect().await,
         metrics: Default::default(),
-    };
-    let mut photos = Photos::new(images);
-    photos.limits = args.photos.limits();
-    photos.links = links;
+    });
+    args.photos.apply(&mut photos)?;
     // Drawn on a terminal only; logs and CI output get the summary.
     let progress = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
@@ -245,14 +247,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.edge_token.len() >= 16,
         "IMGATE_EDGE_TOKEN must be at least 16 characters"
     );
-    let links = args.photos.links()?;
-    let keyring = links.keyring.clone();
     let uploads = Uploads::new(
         &args.api_keys,
         args.photos.max_source_bytes as u64,
         Duration::from_secs(args.upload_expiry_secs),
     )
     .map_err(|e| anyhow::anyhow!("IMGATE_API_KEYS: {e}"))?;
+    // Configuration errors are reported before Chromium starts.
+    let mut photos = Photos::new(Images {
+        store: args.store.connect().await,
+        metrics: Default::default(),
+    });
+    args.photos.apply(&mut photos)?;
+    let keyring = photos.links.keyring.clone();
     if keyring.is_empty() && args.allow_unsigned {
         tracing::warn!(
             "accepting unsigned URLs from anyone (IMGATE_ALLOW_UNSIGNED); never in production"
@@ -260,10 +267,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let templates = Templates::load(&args.renderer.templates)?;
     let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
-    let store = args.store.connect().await;
     tracing::info!(
         templates = %templates.iter().map(|(name, _)| name).collect::<Vec<_>>().join(","),
-        bucket = store.bucket(),
+        presets = %photos.presets.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(","),
+        bucket = photos.images.store.bucket(),
         "origin configured"
     );
     let data = DataSources::new(Duration::from_secs(args.data_timeout_secs))?;
@@ -273,8 +280,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let server = Arc::new(imgate_origin::server::Server {
-        origin: Origin::new(templates, renderer, store, data)
-            .with_photos(args.photos.limits(), links),
+        origin: Origin::new(templates, renderer, photos, data),
         edge_token: args.edge_token,
         keyring,
         allow_unsigned: args.allow_unsigned,

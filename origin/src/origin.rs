@@ -11,13 +11,11 @@ use imgate_contract::{CanonicalCard, ContractError, ImageFormat, ObjectKey, Rout
 
 use crate::data::DataSources;
 use crate::error::OriginError;
-use crate::images::{Image, Images};
+use crate::images::Image;
 use crate::metrics::Metrics;
-use crate::photos::{Links, Photos};
+use crate::photos::Photos;
 use crate::render::Renderer;
-use crate::rendition::SourceLimits;
 use crate::singleflight::SingleFlight;
-use crate::store::Store;
 use crate::templates::{CardPage, Templates};
 
 pub struct Origin {
@@ -34,20 +32,15 @@ impl Origin {
     pub fn new(
         templates: Templates,
         renderer: Arc<Renderer>,
-        store: Store,
+        photos: Photos,
         data: DataSources,
     ) -> Self {
-        let metrics = Arc::new(Metrics::default());
-        let images = Images {
-            store,
-            metrics: metrics.clone(),
-        };
         Self {
             templates,
             renderer,
             data,
-            metrics,
-            photos: Photos::new(images),
+            metrics: photos.images.metrics.clone(),
+            photos,
             flights: SingleFlight::default(),
         }
     }
@@ -70,13 +63,6 @@ impl Origin {
         self.flights
             .run(key.as_str(), || self.make(card, key.clone()))
             .await
-    }
-
-    /// Limits on originals, and how manifests spell rendition URLs.
-    pub fn with_photos(mut self, limits: SourceLimits, links: Links) -> Self {
-        self.photos.limits = limits;
-        self.photos.links = links;
-        self
     }
 
     /// Answers `/r/...`: the stored rendition, or one made from the original and

@@ -101,7 +101,18 @@ async fn origin(source: &str, data: &tempfile::TempDir) -> (Origin, S3Server) {
     .await
     .unwrap();
     let sources = DataSources::new(Duration::from_secs(2)).unwrap();
-    (Origin::new(templates, renderer, store, sources), s3)
+    (
+        Origin::new(
+            templates,
+            renderer,
+            crate::photos::Photos::new(crate::images::Images {
+                store,
+                metrics: Default::default(),
+            }),
+            sources,
+        ),
+        s3,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use imgate_contract::error::ErrorDetail;
-use imgate_contract::rendition::PRESETS;
+use imgate_contract::rendition::format_of_source;
 use imgate_contract::{
-    ImageFormat, Keyring, ObjectKey, Preset, RenditionRequest, Route, Signable, route,
+    ImageFormat, Keyring, ObjectKey, Preset, Presets, RenditionRequest, Route, Signable, route,
 };
 
 use crate::error::OriginError;
@@ -53,10 +53,7 @@ impl Links {
 /// format) and what `format=auto` serves most browsers (WebP). Anything else is
 /// made on demand.
 pub fn eager_formats(source: &str) -> Vec<ImageFormat> {
-    let own = match route::parse("GET", &format!("/r/{}/{source}", PRESETS[0].name), "") {
-        Ok(Route::Rendition(request)) => request.resolve(None).format,
-        _ => ImageFormat::Jpeg,
-    };
+    let own = format_of_source(source);
     let mut formats = vec![own];
     if own != ImageFormat::Webp {
         formats.push(ImageFormat::Webp);
@@ -66,6 +63,7 @@ pub fn eager_formats(source: &str) -> Vec<ImageFormat> {
 
 pub struct Photos {
     pub images: Images,
+    pub presets: Presets,
     pub limits: SourceLimits,
     pub links: Links,
 }
@@ -74,6 +72,7 @@ impl Photos {
     pub fn new(images: Images) -> Self {
         Self {
             images,
+            presets: Presets::default(),
             limits: SourceLimits::default(),
             links: Links::default(),
         }
@@ -96,11 +95,13 @@ impl Photos {
         }
         let (source, source_etag) = self.original(&request.source).await?;
         let started = Instant::now();
-        let (preset, limits) = (request.preset, self.limits);
-        let made =
-            tokio::task::spawn_blocking(move || engine::render(&source, preset, format, limits))
-                .await
-                .map_err(|e| OriginError::Render(format!("rendition panicked: {e}")))?;
+        let (preset, limits) = (self.presets.get(&request.preset)?.clone(), self.limits);
+        let made = tokio::task::spawn_blocking({
+            let preset = preset.clone();
+            move || engine::render(&source, &preset, format, limits)
+        })
+        .await
+        .map_err(|e| OriginError::Render(format!("rendition panicked: {e}")))?;
         let bytes = match made {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) => {
@@ -114,7 +115,7 @@ impl Photos {
             }
         };
         Metrics::inc(&self.metrics().renditions);
-        let metadata = metadata(preset, &request.source, source_etag.as_deref());
+        let metadata = metadata(&preset, &request.source, source_etag.as_deref());
         let etag = self
             .images
             .put(&key, format, bytes.clone(), metadata)
@@ -163,14 +164,10 @@ impl Photos {
             status: Status::Complete,
             upload,
             original: None,
-            auto_urls: PRESETS
+            auto_urls: self
+                .presets
                 .iter()
-                .map(|p| {
-                    (
-                        p.name.to_string(),
-                        self.links.rendition(p.name, source, None),
-                    )
-                })
+                .map(|p| (p.name.clone(), self.links.rendition(&p.name, source, None)))
                 .collect(),
             renditions: Vec::new(),
             error: None,
@@ -183,9 +180,10 @@ impl Photos {
         };
         let byte_count = bytes.len() as u64;
         let formats = eager_formats(source);
-        let jobs: Vec<_> = PRESETS
+        let jobs: Vec<(Preset, ImageFormat)> = self
+            .presets
             .iter()
-            .flat_map(|preset| formats.iter().map(move |format| (preset, *format)))
+            .flat_map(|preset| formats.iter().map(move |format| (preset.clone(), *format)))
             .collect();
         let made = {
             let jobs = jobs.clone();
@@ -212,12 +210,12 @@ impl Photos {
         });
 
         let stores = jobs.iter().zip(made).map(|((preset, format), made)| {
-            let key = ObjectKey::for_rendition(preset, source, *format);
+            let key = ObjectKey::for_rendition(&preset.name, source, *format);
             let mut entry = Rendition {
-                preset: preset.name.to_string(),
+                preset: preset.name.clone(),
                 format: format.extension().to_string(),
                 key: key.to_string(),
-                url: self.links.rendition(preset.name, source, Some(*format)),
+                url: self.links.rendition(&preset.name, source, Some(*format)),
                 bytes: None,
                 width: None,
                 height: None,
@@ -326,7 +324,7 @@ fn metadata(
     source_etag: Option<&str>,
 ) -> Vec<(&'static str, String)> {
     let mut metadata = vec![
-        ("preset", preset.name.to_string()),
+        ("preset", preset.name.clone()),
         ("source", source.to_string()),
     ];
     if let Some(etag) = source_etag {

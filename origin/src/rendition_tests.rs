@@ -3,7 +3,7 @@
 //! the broken and hostile files uploads bring.
 
 use image::{ImageEncoder, Rgb, RgbImage, RgbaImage};
-use imgate_contract::{ImageFormat, Preset};
+use imgate_contract::{ImageFormat, Preset, Presets};
 
 use super::{SourceError, SourceLimits, geometry, render, sniff};
 
@@ -62,7 +62,8 @@ fn near(pixel: &image::Rgba<u8>, want: [u8; 3]) -> bool {
 }
 
 fn preset(name: &str) -> &'static Preset {
-    Preset::named(name).unwrap()
+    static PRESETS: std::sync::LazyLock<Presets> = std::sync::LazyLock::new(Presets::default);
+    PRESETS.get(name).unwrap()
 }
 
 #[test]
