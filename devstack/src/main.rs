@@ -71,10 +71,14 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "\nimgate is running:\n\
          \x20 edge    {edge}   public image URLs (what a CDN would front)\n\
-         \x20 origin  {origin}   internal: /healthz, /metrics\n\
+         \x20 origin  {origin}   internal: /healthz, /metrics, /uploads (API key below)\n\
          \x20 store   {s3}   bucket {bucket:?}, files in {data}\n\n\
          {signing}\n\n\
-         Try it:\n\x20 {sample}\n\nCtrl-C stops everything.",
+         Try it:\n\x20 {sample}\n\n\
+         Upload a photo (see README, Uploads):\n\x20 curl -X POST {origin}/uploads -H 'authorization: Bearer {api_key}' \\\n\
+         \x20      -d '{{\"content_type\": \"image/jpeg\", \"bytes\": 123456}}'\n\n\
+         Ctrl-C stops everything.",
+        api_key = stack.api_key,
         edge = stack.edge_url,
         origin = stack.origin_url,
         s3 = stack.s3.url,
