@@ -14,6 +14,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
 mod edge_modes;
+mod nextjs;
 mod uploads;
 
 struct World {
@@ -81,6 +82,7 @@ fn main() {
         .iter()
         .chain(edge_modes::TRIALS)
         .chain(uploads::TRIALS)
+        .chain(nextjs::TRIALS)
         .map(|&(name, test)| {
             let (world, runtime) = (world.clone(), runtime.clone());
             Trial::test(name, move || {

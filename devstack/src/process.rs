@@ -16,7 +16,7 @@ pub struct Child {
 }
 
 impl Child {
-    /// Starts `program` and waits until a stdout line starts with `ready_prefix`
+    /// Starts `program` and waits until a stdout line contains `ready_prefix`
     /// followed by its URL. Later stdout lines are passed through.
     pub async fn spawn(
         name: &'static str,
@@ -38,8 +38,8 @@ impl Child {
         let mut lines = BufReader::new(process.stdout.take().expect("stdout is piped")).lines();
         let ready = async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.strip_prefix(ready_prefix) {
-                    return Ok(url.trim().to_string());
+                if let Some(at) = line.find(ready_prefix) {
+                    return Ok(line[at + ready_prefix.len()..].trim().to_string());
                 }
                 println!("[{name}] {line}");
             }
