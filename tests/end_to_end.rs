@@ -15,6 +15,7 @@ use tokio::runtime::Runtime;
 
 mod edge_modes;
 mod nextjs;
+mod operate;
 mod uploads;
 
 struct World {
@@ -83,6 +84,7 @@ fn main() {
         .chain(edge_modes::TRIALS)
         .chain(uploads::TRIALS)
         .chain(nextjs::TRIALS)
+        .chain(operate::TRIALS)
         .map(|&(name, test)| {
             let (world, runtime) = (world.clone(), runtime.clone());
             Trial::test(name, move || {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use imgate_devstack::{Child, source_root};
+use imgate_origin::warm::meta_content;
 use imgate_tests::png_size;
 
 use super::edge_modes::error_code;
@@ -46,11 +47,12 @@ fn link_previews(w: &World) -> anyhow::Result<()> {
             ("IMGATE_URL", w.stack.edge_url.clone()),
             ("IMGATE_SIGNING_KEYS", w.keys_spec.clone()),
             ("NEXT_TELEMETRY_DISABLED", "1".into()),
+            ("SITE_URL", format!("http://127.0.0.1:{port}")),
         ],
         "- Local:",
         Duration::from_secs(60),
     ))?;
-    let result = crawl(w, &next.url);
+    let result = crawl(w, &next.url).and_then(|()| warm_from_sitemap(w, &next.url));
     block(async {
         next.stop().await;
         Ok(())
@@ -126,26 +128,17 @@ fn fetch_image(w: &World, url: &str) -> anyhow::Result<super::Answer> {
     })
 }
 
-/// The `content` of the `<meta property|name="{key}">` tag, HTML entities decoded.
-fn meta_content(html: &str, key: &str) -> Option<String> {
-    html.split("<meta ").skip(1).find_map(|tag| {
-        let tag = &tag[..tag.find('>')?];
-        let attr = |name: &str| {
-            let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-            Some(&tag[start..start + tag[start..].find('"')?])
-        };
-        (attr("property") == Some(key) || attr("name") == Some(key))
-            .then(|| attr("content"))
-            .flatten()
-            .map(unescape)
-    })
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+/// `imgate-origin warm --sitemap` finds every page's card: two the crawl made, one new.
+fn warm_from_sitemap(w: &World, site: &str) -> anyhow::Result<()> {
+    let (ok, report) = super::operate::run_origin(
+        w,
+        &["warm", "--sitemap", &format!("{site}/sitemap.xml")],
+        "",
+    )?;
+    ensure!(ok, "{report}");
+    ensure!(
+        report.contains("| rendered | 1 |") && report.contains("| already present | 2 |"),
+        "{report}"
+    );
+    Ok(())
 }

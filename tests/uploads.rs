@@ -310,22 +310,19 @@ fn bad_requests(w: &World) -> anyhow::Result<()> {
 
 /// Runs `imgate-origin backfill` against the stack's store: exit success and stdout.
 fn run_backfill(w: &World, prefix: &str, presets: &str) -> anyhow::Result<(bool, String)> {
-    let program = imgate_devstack::sibling_bin_dir()?.join("imgate-origin");
-    let creds = &w.stack.s3.credentials;
-    let out = std::process::Command::new(&program)
-        .args(["backfill", "--prefix", prefix, "--concurrency", "2"])
-        .env("IMGATE_BUCKET", &w.stack.s3.bucket)
-        .env("IMGATE_S3_ENDPOINT", &w.stack.s3.url)
-        .env("AWS_ACCESS_KEY_ID", &creds.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_key)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("IMGATE_SIGNING_KEYS", &w.keys_spec)
-        .env("IMGATE_PRESETS", presets)
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    let stdout = String::from_utf8(out.stdout)?;
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    Ok((out.status.success(), stdout))
+    let presets = format!("--presets={presets}");
+    super::operate::run_origin(
+        w,
+        &[
+            "backfill",
+            "--prefix",
+            prefix,
+            "--concurrency",
+            "2",
+            &presets,
+        ],
+        "",
+    )
 }
 
 fn manifest_of(w: &World, source: &str) -> anyhow::Result<Value> {

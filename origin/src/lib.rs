@@ -19,3 +19,4 @@ pub mod singleflight;
 pub mod store;
 pub mod templates;
 pub mod uploads;
+pub mod warm;

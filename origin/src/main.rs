@@ -40,6 +40,26 @@ enum Command {
     /// bucket that has none yet (a migration, or after adding a preset).
     /// Resumable: originals with a complete manifest are skipped.
     Backfill(BackfillArgs),
+    /// Request public image URLs through the edge so they are stored before
+    /// anyone asks: from a list (a file, or stdin) or a sitemap whose pages'
+    /// og:image / twitter:image are warmed. Exits 1 if any URL failed.
+    Warm(WarmArgs),
+}
+
+#[derive(Args)]
+struct WarmArgs {
+    /// File of URLs, one per line (`#` comments allowed); `-` or nothing: stdin.
+    #[arg(long, conflicts_with = "sitemap")]
+    file: Option<PathBuf>,
+    /// A sitemap URL: each page's og:image and twitter:image are warmed.
+    #[arg(long)]
+    sitemap: Option<String>,
+    /// URLs requested at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Longest one request may take, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
 }
 
 #[derive(Args)]
@@ -209,7 +229,54 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Render(args) => render(args).await,
         Command::Backfill(args) => backfill(args).await,
+        Command::Warm(args) => warm(args).await,
     }
+}
+
+async fn warm(args: WarmArgs) -> anyhow::Result<()> {
+    use imgate_origin::warm;
+    use std::io::{IsTerminal, Read};
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout_secs))
+        // The public URL must answer 200 itself: a redirect is a failure to report.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("imgate-warm/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let (urls, mut unreadable) = match (&args.sitemap, &args.file) {
+        (Some(sitemap), _) => warm::from_sitemap(&client, sitemap)
+            .await
+            .with_context(|| format!("cannot read the sitemap {sitemap}"))?,
+        (None, Some(path)) if path.as_os_str() != "-" => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            (warm::parse_list(&text), Vec::new())
+        }
+        (None, _) => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            (warm::parse_list(&text), Vec::new())
+        }
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let progress = if terminal {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} warming [{bar:30}] {pos}/{len} URLs, {per_sec}, eta {eta}",
+            )?
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut summary = warm::run(&client, urls, args.concurrency, &progress, !terminal).await;
+    summary.failed.append(&mut unreadable);
+    print!("{}", summary.report());
+    if !summary.failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn backfill(args: BackfillArgs) -> anyhow::Result<()> {

@@ -1,0 +1,80 @@
+//! Operating imgate: the `imgate-origin` commands run against the stack's store
+//! and edge, as an operator (or a cron job) would run them.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use anyhow::{Context, ensure};
+
+use super::{Test, World};
+
+pub const TRIALS: &[(&str, Test)] = &[(
+    "warm_renders_what_is_missing_and_reports_failures",
+    warm_list,
+)];
+
+/// Runs `imgate-origin {args}` with the stack's store, keys and `stdin`: whether
+/// it exited 0, and its stdout.
+pub fn run_origin(w: &World, args: &[&str], stdin: &str) -> anyhow::Result<(bool, String)> {
+    let program = imgate_devstack::sibling_bin_dir()?.join("imgate-origin");
+    let creds = &w.stack.s3.credentials;
+    let mut child = std::process::Command::new(&program)
+        .args(args)
+        .env("IMGATE_BUCKET", &w.stack.s3.bucket)
+        .env("IMGATE_S3_ENDPOINT", &w.stack.s3.url)
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret_key)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("IMGATE_SIGNING_KEYS", &w.keys_spec)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", program.display()))?;
+    child
+        .stdin
+        .take()
+        .context("stdin is piped")?
+        .write_all(stdin.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), stdout))
+}
+
+fn warm_list(w: &World) -> anyhow::Result<()> {
+    let present = w.signed("/og/basic.png?title=Warm%20already");
+    let (status, _, _) = w.get(&present)?;
+    ensure!(status == 200);
+    let new = [
+        w.signed("/og/basic.png?title=Warm%20one"),
+        w.signed("/og/product.png?title=Warm%20two&price=%245"),
+    ];
+    let unsigned = format!("{}/og/basic.png?title=Warm%20forged", w.stack.edge_url);
+    let list = format!(
+        "# tonight's top cards\n{present}\n{}\n\n{}\n{unsigned}\n{present}\n",
+        new[0], new[1]
+    );
+    let renders = w.renders()?;
+    let (ok, report) = run_origin(w, &["warm", "--concurrency", "2"], &list)?;
+    ensure!(!ok, "a failed URL makes warm exit non-zero");
+    for row in [
+        "warm: 4 URLs",
+        "| rendered | 2 |",
+        "| already present | 1 |",
+        "| failed | 1 |",
+        "403 missing-signature",
+    ] {
+        ensure!(report.contains(row), "{row:?} not in:\n{report}");
+    }
+    ensure!(
+        w.renders()? == renders + 2.0,
+        "exactly the two new cards were rendered"
+    );
+
+    // Everything stored now: a second run renders nothing and succeeds.
+    let good = format!("{present}\n{}\n{}\n", new[0], new[1]);
+    let (ok, report) = run_origin(w, &["warm"], &good)?;
+    ensure!(ok && report.contains("| already present | 3 |"), "{report}");
+    Ok(())
+}
