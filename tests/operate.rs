@@ -8,10 +8,13 @@ use anyhow::{Context, ensure};
 
 use super::{Test, World};
 
-pub const TRIALS: &[(&str, Test)] = &[(
-    "warm_renders_what_is_missing_and_reports_failures",
-    warm_list,
-)];
+pub const TRIALS: &[(&str, Test)] = &[
+    (
+        "warm_renders_what_is_missing_and_reports_failures",
+        warm_list,
+    ),
+    ("sign_prints_a_url_the_edge_accepts", sign),
+];
 
 /// Runs `imgate-origin {args}` with the stack's store, keys and `stdin`: whether
 /// it exited 0, and its stdout.
@@ -76,5 +79,30 @@ fn warm_list(w: &World) -> anyhow::Result<()> {
     let good = format!("{present}\n{}\n{}\n", new[0], new[1]);
     let (ok, report) = run_origin(w, &["warm"], &good)?;
     ensure!(ok && report.contains("| already present | 3 |"), "{report}");
+    Ok(())
+}
+
+fn sign(w: &World) -> anyhow::Result<()> {
+    let base = format!("--base={}", w.stack.edge_url);
+    // Written loosely, with a stale signature: the printed URL is canonical and freshly signed.
+    let (ok, out) = run_origin(
+        w,
+        &[
+            "sign",
+            &base,
+            "/og/basic.png?title=Signed+by+the+CLI&k=old&s=stale",
+        ],
+        "",
+    )?;
+    ensure!(ok, "{out}");
+    let url = out.trim();
+    ensure!(
+        url.starts_with(&w.stack.edge_url) && url.contains("title=Signed%20by%20the%20CLI&k="),
+        "{url}"
+    );
+    let (status, _, _) = w.get(url)?;
+    ensure!(status == 200, "{url}: {status}");
+    let (ok, _) = run_origin(w, &["sign", "/nowhere"], "")?;
+    ensure!(!ok, "a path that is not an image URL is refused");
     Ok(())
 }

@@ -44,6 +44,21 @@ enum Command {
     /// anyone asks: from a list (a file, or stdin) or a sitemap whose pages'
     /// og:image / twitter:image are warmed. Exits 1 if any URL failed.
     Warm(WarmArgs),
+    /// Print the signed, canonical URL of a card or rendition path, e.g.
+    /// `sign '/og/product.png?title=Hi'` (keys from IMGATE_SIGNING_KEYS).
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// A card or rendition path and query, e.g. '/r/thumbnail/users/42/beach.jpg?format=auto'.
+    url: String,
+    /// Public base URL to put in front (e.g. https://img.example.com).
+    #[arg(long, env = "IMGATE_PUBLIC_URL", default_value = "")]
+    base: String,
+    /// Keys (`id:secret,…`, the edge's `signing_keys`); the first signs.
+    #[arg(long, env = "IMGATE_SIGNING_KEYS", hide_env_values = true)]
+    signing_keys: String,
 }
 
 #[derive(Args)]
@@ -230,7 +245,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Render(args) => render(args).await,
         Command::Backfill(args) => backfill(args).await,
         Command::Warm(args) => warm(args).await,
+        Command::Sign(args) => sign(args),
     }
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let keyring = Keyring::parse(&args.signing_keys)
+        .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?;
+    anyhow::ensure!(
+        !keyring.is_empty(),
+        "IMGATE_SIGNING_KEYS is empty: nothing to sign with"
+    );
+    let (path, query) = args.url.split_once('?').unwrap_or((&args.url, ""));
+    let route = route::parse("GET", path, query)?;
+    let signable = route
+        .signable()
+        .with_context(|| format!("{path} is not a card or rendition URL"))?;
+    let signed = keyring.sign_url(signable).expect("the keyring has a key");
+    println!("{}{signed}", args.base.trim_end_matches('/'));
+    Ok(())
 }
 
 async fn warm(args: WarmArgs) -> anyhow::Result<()> {
