@@ -20,6 +20,8 @@ mod uploads;
 
 struct World {
     stack: Stack,
+    /// Where the S3 server keeps objects (one file per key under the bucket's folder).
+    data_dir: std::path::PathBuf,
     templates: std::path::PathBuf,
     keys: Keyring,
     /// The `signing_keys` value the stack runs with.
@@ -178,6 +180,7 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
             .build(),
     );
     Ok(World {
+        data_dir: opts.data_dir.clone(),
         templates: opts.templates.clone().expect("set above"),
         keys: Keyring::parse(&keys).map_err(anyhow::Error::msg)?,
         keys_spec: keys,

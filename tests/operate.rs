@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use anyhow::{Context, ensure};
 
-use super::{Test, World};
+use super::{Test, World, block};
 
 pub const TRIALS: &[(&str, Test)] = &[
     (
@@ -14,6 +14,7 @@ pub const TRIALS: &[(&str, Test)] = &[
         warm_list,
     ),
     ("sign_prints_a_url_the_edge_accepts", sign),
+    ("gc_reports_then_deletes_only_old_cards", gc),
 ];
 
 /// Runs `imgate-origin {args}` with the stack's store, keys and `stdin`: whether
@@ -104,5 +105,71 @@ fn sign(w: &World) -> anyhow::Result<()> {
     ensure!(status == 200, "{url}: {status}");
     let (ok, _) = run_origin(w, &["sign", "/nowhere"], "")?;
     ensure!(!ok, "a path that is not an image URL is refused");
+    Ok(())
+}
+
+fn gc(w: &World) -> anyhow::Result<()> {
+    let day = std::time::Duration::from_secs(86_400);
+    let objects = [
+        ("og/gc-e2e/old.png", 40),
+        ("og/gc-e2e/new.png", 1),
+        ("originals/gc-e2e/old.jpg", 40),
+    ];
+    for (key, age_days) in objects {
+        block(async {
+            w.s3.put_object()
+                .bucket(&w.stack.s3.bucket)
+                .key(key)
+                .body(vec![7u8; 1000].into())
+                .send()
+                .await?;
+            Ok(())
+        })?;
+        // The S3 server keeps an object as a file: age it by its mtime.
+        let file = w.data_dir.join(&w.stack.s3.bucket).join(key);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .with_context(|| format!("{}", file.display()))?
+            .set_modified(std::time::SystemTime::now() - day * age_days)?;
+    }
+    let exists = |key: &str| {
+        block(async {
+            Ok(w.s3
+                .head_object()
+                .bucket(&w.stack.s3.bucket)
+                .key(key)
+                .send()
+                .await
+                .is_ok())
+        })
+    };
+    let args = ["gc", "--older-than-days", "30", "--prefix", "og/gc-e2e/"];
+    let (ok, report) = run_origin(w, &args, "")?;
+    ensure!(
+        ok && report.contains("would delete 1 older than 30 days, 1000 bytes")
+            && report.contains("dry run"),
+        "{report}"
+    );
+    ensure!(exists("og/gc-e2e/old.png")?, "a dry run deletes nothing");
+
+    let (ok, report) = run_origin(w, &[&args[..], &["--delete"]].concat(), "")?;
+    ensure!(
+        ok && report.contains("deleted 1 older than 30 days"),
+        "{report}"
+    );
+    ensure!(!exists("og/gc-e2e/old.png")?, "the old card is gone");
+    ensure!(exists("og/gc-e2e/new.png")?, "the recent card stays");
+    ensure!(
+        exists("originals/gc-e2e/old.jpg")?,
+        "originals are never collected"
+    );
+
+    let (ok, _) = run_origin(
+        w,
+        &["gc", "--older-than-days", "30", "--prefix", "originals/"],
+        "",
+    )?;
+    ensure!(!ok, "gc refuses prefixes that are not cards");
     Ok(())
 }

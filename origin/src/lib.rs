@@ -7,6 +7,7 @@ pub mod data;
 pub mod debug;
 pub mod encode;
 pub mod error;
+pub mod gc;
 pub mod images;
 pub mod manifest;
 pub mod metrics;

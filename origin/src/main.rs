@@ -47,6 +47,24 @@ enum Command {
     /// Print the signed, canonical URL of a card or rendition path, e.g.
     /// `sign '/og/product.png?title=Hi'` (keys from IMGATE_SIGNING_KEYS).
     Sign(SignArgs),
+    /// Delete cards older than N days, for stores without lifecycle rules
+    /// (S3 users: prefer the lifecycle rule in infra/). Dry run by default.
+    Gc(GcArgs),
+}
+
+#[derive(Args)]
+struct GcArgs {
+    /// Delete cards last written more than this many days ago.
+    #[arg(long)]
+    older_than_days: u64,
+    /// Only keys under this prefix (must start with og/).
+    #[arg(long, default_value = "og/")]
+    prefix: String,
+    /// Really delete; without it gc only prints what it would delete.
+    #[arg(long)]
+    delete: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -246,7 +264,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Backfill(args) => backfill(args).await,
         Command::Warm(args) => warm(args).await,
         Command::Sign(args) => sign(args),
+        Command::Gc(args) => gc(args).await,
     }
+}
+
+async fn gc(args: GcArgs) -> anyhow::Result<()> {
+    use imgate_origin::gc;
+    let options = gc::Options {
+        prefix: args.prefix,
+        older_than: Duration::from_secs(args.older_than_days * 86_400),
+        delete: args.delete,
+    };
+    gc::check_prefix(&options.prefix).map_err(anyhow::Error::msg)?;
+    let store = args.store.connect().await;
+    let now = imgate_origin::manifest::now() as i64;
+    let summary = gc::run(&store, &options, now, |line| eprintln!("{line}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("gc stopped: {e}"))?;
+    print!("{}", summary.report(&options));
+    if !summary.failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn sign(args: SignArgs) -> anyhow::Result<()> {

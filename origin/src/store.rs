@@ -183,6 +183,80 @@ impl Store {
         Ok((keys, out.is_truncated.unwrap_or(false)))
     }
 
+    /// One page of objects under `prefix` after `after`, with their age and
+    /// size; and whether more follow.
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<(Vec<Listed>, bool), String> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let objects = out
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key?,
+                    bytes: o.size.unwrap_or(0).max(0) as u64,
+                    modified_secs: o.last_modified.map_or(0, |t| t.secs()),
+                })
+            })
+            .collect();
+        Ok((objects, out.is_truncated.unwrap_or(false)))
+    }
+
+    /// Deletes up to 1,000 keys in one request; the keys the store refused, with why.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, String)>, String> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let objects = keys
+            .iter()
+            .map(|k| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(out
+            .errors
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.key.unwrap_or_default(),
+                    format!(
+                        "{}: {}",
+                        e.code.unwrap_or_default(),
+                        e.message.unwrap_or_default()
+                    ),
+                )
+            })
+            .collect())
+    }
+
     /// A URL that lets whoever holds it PUT exactly one object at `key`: the
     /// content type and length are signed, so the store refuses any other, and
     /// `If-None-Match: *` is signed, so an original is never replaced.
@@ -214,6 +288,15 @@ impl Store {
                 .collect(),
         })
     }
+}
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub bytes: u64,
+    /// Unix seconds.
+    pub modified_secs: i64,
 }
 
 /// A presigned upload: PUT the file to `url` with exactly these headers.
