@@ -57,14 +57,14 @@ pub async fn run(
     let mut sources = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let (keys, more) = photos
+        let (objects, more) = photos
             .images
             .store
-            .list_page(&prefix, after.as_deref())
+            .list_objects(&prefix, after.as_deref())
             .await
             .map_err(OriginError::Store)?;
-        after = keys.last().cloned();
-        for key in keys {
+        after = objects.last().map(|o| o.key.clone());
+        for key in objects.into_iter().map(|o| o.key) {
             let source = key.strip_prefix(ORIGINALS_PREFIX).unwrap_or(&key);
             match check_source_key(source) {
                 Ok(()) => sources.push(source.to_string()),

@@ -159,30 +159,6 @@ impl Store {
         }
     }
 
-    /// One page of keys under `prefix`, after `after`; and whether more follow.
-    pub async fn list_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-    ) -> Result<(Vec<String>, bool), String> {
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .set_start_after(after.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let keys = out
-            .contents
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|object| object.key)
-            .collect();
-        Ok((keys, out.is_truncated.unwrap_or(false)))
-    }
-
     /// One page of objects under `prefix` after `after`, with their age and
     /// size; and whether more follow.
     pub async fn list_objects(
