@@ -15,11 +15,22 @@ pub const TRIALS: &[(&str, Test)] = &[
     ),
     ("sign_prints_a_url_the_edge_accepts", sign),
     ("gc_reports_then_deletes_only_old_cards", gc),
+    ("doctor_checks_each_dependency_and_names_the_fix", doctor),
 ];
 
 /// Runs `imgate-origin {args}` with the stack's store, keys and `stdin`: whether
 /// it exited 0, and its stdout.
 pub fn run_origin(w: &World, args: &[&str], stdin: &str) -> anyhow::Result<(bool, String)> {
+    run_origin_with(w, args, stdin, &[])
+}
+
+/// [`run_origin`] with more (or overriding) environment variables.
+pub fn run_origin_with(
+    w: &World,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(bool, String)> {
     let program = imgate_devstack::sibling_bin_dir()?.join("imgate-origin");
     let creds = &w.stack.s3.credentials;
     let mut child = std::process::Command::new(&program)
@@ -30,6 +41,8 @@ pub fn run_origin(w: &World, args: &[&str], stdin: &str) -> anyhow::Result<(bool
         .env("AWS_SECRET_ACCESS_KEY", &creds.secret_key)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("IMGATE_SIGNING_KEYS", &w.keys_spec)
+        .env("IMGATE_TEMPLATES", &w.templates)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -171,5 +184,44 @@ fn gc(w: &World) -> anyhow::Result<()> {
         "",
     )?;
     ensure!(!ok, "gc refuses prefixes that are not cards");
+    Ok(())
+}
+
+fn doctor(w: &World) -> anyhow::Result<()> {
+    let (ok, out) = run_origin(w, &["doctor"], "")?;
+    ensure!(ok, "{out}");
+    for line in [
+        "✓ templates:",
+        "✓ chromium: Chrome/",
+        "rendered the basic card",
+        "✓ store: bucket",
+    ] {
+        ensure!(out.contains(line), "{line:?} not in:\n{out}");
+    }
+    ensure!(!out.contains('✗'), "{out}");
+
+    // The browser missing: its ✗ says what to install or set; the rest still runs.
+    let (ok, out) = run_origin(w, &["doctor", "--chromium", "/nonexistent/chromium"], "")?;
+    ensure!(!ok, "a failed check exits non-zero");
+    ensure!(
+        out.contains("✗ chromium: cannot start")
+            && out.contains("fix: install it (apt-get install chromium"),
+        "{out}"
+    );
+    ensure!(
+        out.contains("IMGATE_CHROMIUM") && out.contains("✓ store:"),
+        "{out}"
+    );
+
+    // The store down: its ✗ names the settings to check; the rules are not asked.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let endpoint = format!("http://{closed}");
+    let (ok, out) = run_origin_with(w, &["doctor"], "", &[("IMGATE_S3_ENDPOINT", &endpoint)])?;
+    ensure!(!ok && out.contains("✗ store: put doctor/probe-"), "{out}");
+    ensure!(
+        out.contains("fix: check IMGATE_S3_ENDPOINT") && out.contains("✓ chromium:"),
+        "{out}"
+    );
+    ensure!(!out.contains("lifecycle"), "{out}");
     Ok(())
 }

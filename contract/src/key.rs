@@ -62,6 +62,11 @@ impl ObjectKey {
         Self(format!("manifests/{source}.json"))
     }
 
+    /// `doctor/{id}`: a probe `imgate-origin doctor` writes and deletes.
+    pub fn for_probe(id: &str) -> Self {
+        Self(format!("doctor/{id}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

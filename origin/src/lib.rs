@@ -5,6 +5,7 @@
 pub mod backfill;
 pub mod data;
 pub mod debug;
+pub mod doctor;
 pub mod encode;
 pub mod error;
 pub mod gc;

@@ -50,6 +50,18 @@ enum Command {
     /// Delete cards older than N days, for stores without lifecycle rules
     /// (S3 users: prefer the lifecycle rule in infra/). Dry run by default.
     Gc(GcArgs),
+    /// Check what the origin needs: the templates, Chromium (renders a card),
+    /// the bucket (put/head/get/delete of a probe), its lifecycle and CORS
+    /// rules. One ✓/✗ line each, with the fix for each ✗; exits 1 on any ✗.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    renderer: RendererArgs,
 }
 
 #[derive(Args)]
@@ -265,7 +277,52 @@ async fn main() -> anyhow::Result<()> {
         Command::Warm(args) => warm(args).await,
         Command::Sign(args) => sign(args),
         Command::Gc(args) => gc(args).await,
+        Command::Doctor(args) => doctor(args).await,
     }
+}
+
+async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
+    use imgate_origin::doctor::{self, Check};
+    let mut checks: Vec<Check> = Vec::new();
+    let mut report = |check: Check| {
+        println!("{}", check.line());
+        checks.push(check);
+    };
+    match Templates::load(&args.renderer.templates) {
+        Ok(templates) => {
+            report(Check {
+                name: "templates",
+                verdict: doctor::Verdict::Pass(format!(
+                    "{} loaded from {}",
+                    templates.iter().map(|(name, _)| name).collect::<Vec<_>>().join(", "),
+                    args.renderer.templates.display()
+                )),
+            });
+            let options = renderer_options(&args.renderer, templates.allowed_hosts());
+            report(doctor::chromium(options, &templates).await);
+        }
+        Err(e) => report(Check {
+            name: "templates",
+            verdict: doctor::Verdict::Fail {
+                problem: format!("{e:#}"),
+                fix: "point IMGATE_TEMPLATES at a folder of template folders (each with template.toml and card.html)".into(),
+            },
+        }),
+    }
+    let store = args.store.connect().await;
+    let reachable = doctor::store(&store).await;
+    let reachable_ok = !reachable.failed();
+    report(reachable);
+    if reachable_ok {
+        report(doctor::lifecycle(&store).await);
+        report(doctor::cors(&store).await);
+    }
+    let failed = checks.iter().filter(|c| c.failed()).count();
+    if failed > 0 {
+        println!("{failed} of {} checks failed", checks.len());
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn gc(args: GcArgs) -> anyhow::Result<()> {
@@ -465,15 +522,18 @@ async fn render(args: RenderArgs) -> anyhow::Result<()> {
 }
 
 async fn launch(args: &RendererArgs, allowed_hosts: Vec<String>) -> anyhow::Result<Arc<Renderer>> {
+    Renderer::launch(renderer_options(args, allowed_hosts)).await
+}
+
+fn renderer_options(args: &RendererArgs, allowed_hosts: Vec<String>) -> RendererOptions {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Renderer::launch(RendererOptions {
+    RendererOptions {
         executable: args.chromium.clone(),
         pages: args.render_pages.unwrap_or(cores),
         timeout: Duration::from_secs(args.render_timeout_secs),
         allowed_hosts,
         extra_flags: args.chromium_flags.clone(),
-    })
-    .await
+    }
 }
 
 async fn shutdown_signal() {

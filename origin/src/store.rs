@@ -159,6 +159,73 @@ impl Store {
         }
     }
 
+    /// The bucket's enabled expiry rules as (prefix, days); `None` when the
+    /// store does not keep lifecycle rules at all (many S3-compatible servers).
+    pub async fn expiry_rules(&self) -> Result<Option<Vec<(String, Option<i32>)>>, String> {
+        match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.rules()
+                    .iter()
+                    .filter(|r| r.status().as_str() == "Enabled")
+                    .map(|r| {
+                        let prefix = r.filter().and_then(|f| f.prefix());
+                        (
+                            prefix.unwrap_or("").to_string(),
+                            r.expiration().and_then(|e| e.days()),
+                        )
+                    })
+                    .collect(),
+            )),
+            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(Some(Vec::new())),
+            Err(e) if unsupported(e.code(), e.raw_response().map(|r| r.status().as_u16())) => {
+                Ok(None)
+            }
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// The methods the bucket's CORS rules allow; `None` when the store does
+    /// not keep CORS rules.
+    pub async fn cors_methods(&self) -> Result<Option<Vec<String>>, String> {
+        match self
+            .client
+            .get_bucket_cors()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.cors_rules()
+                    .iter()
+                    .flat_map(|r| r.allowed_methods().iter().cloned())
+                    .collect(),
+            )),
+            Err(e) if e.code() == Some("NoSuchCORSConfiguration") => Ok(Some(Vec::new())),
+            Err(e) if unsupported(e.code(), e.raw_response().map(|r| r.status().as_u16())) => {
+                Ok(None)
+            }
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// Deletes one object (absent is fine).
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), String> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+
     /// One page of objects under `prefix` after `after`, with their age and
     /// size; and whether more follow.
     pub async fn list_objects(
@@ -292,6 +359,11 @@ pub enum Fetched {
         bytes: Bytes,
         etag: Option<String>,
     },
+}
+
+/// The store has no such feature (rather than a failure to reach it).
+fn unsupported(code: Option<&str>, status: Option<u16>) -> bool {
+    matches!(code, Some("NotImplemented" | "MethodNotAllowed")) || status == Some(501)
 }
 
 /// One line for logs and error bodies: the S3 code and message (or the transport
