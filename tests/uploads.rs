@@ -325,19 +325,25 @@ fn run_backfill(w: &World, prefix: &str, presets: &str) -> anyhow::Result<(bool,
     )
 }
 
-fn manifest_of(w: &World, source: &str) -> anyhow::Result<Value> {
+/// The stored object's bytes.
+fn object_bytes(w: &World, key: &ObjectKey) -> anyhow::Result<Vec<u8>> {
     block(async {
         let object =
             w.s3.get_object()
                 .bucket(&w.stack.s3.bucket)
-                .key(ObjectKey::for_manifest(source).as_str())
+                .key(key.as_str())
                 .send()
                 .await
-                .with_context(|| format!("no manifest for {source}"))?;
-        Ok(serde_json::from_slice(
-            &object.body.collect().await?.into_bytes(),
-        )?)
+                .with_context(|| format!("no object at {key}"))?;
+        Ok(object.body.collect().await?.into_bytes().to_vec())
     })
+}
+
+fn manifest_of(w: &World, source: &str) -> anyhow::Result<Value> {
+    Ok(serde_json::from_slice(&object_bytes(
+        w,
+        &ObjectKey::for_manifest(source),
+    )?)?)
 }
 
 fn backfill(w: &World) -> anyhow::Result<()> {
@@ -404,22 +410,14 @@ fn backfill(w: &World) -> anyhow::Result<()> {
         ok && report.contains("1 processed (4 renditions), 0 already done"),
         "{report}"
     );
-    let avatar = block(async {
-        let object =
-            w.s3.get_object()
-                .bucket(&w.stack.s3.bucket)
-                .key(
-                    ObjectKey::for_rendition(
-                        "avatar",
-                        "e2e-backfill/deep/b.png",
-                        imgate_contract::ImageFormat::Png,
-                    )
-                    .as_str(),
-                )
-                .send()
-                .await?;
-        Ok(object.body.collect().await?.into_bytes())
-    })?;
+    let avatar = object_bytes(
+        w,
+        &ObjectKey::for_rendition(
+            "avatar",
+            "e2e-backfill/deep/b.png",
+            imgate_contract::ImageFormat::Png,
+        ),
+    )?;
     let avatar = image::load_from_memory(&avatar)?;
     ensure!((avatar.width(), avatar.height()) == (96, 96));
     Ok(())

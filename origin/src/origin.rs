@@ -22,7 +22,6 @@ pub struct Origin {
     pub templates: Templates,
     pub renderer: Arc<Renderer>,
     pub data: DataSources,
-    pub metrics: Arc<Metrics>,
     /// Renditions, uploads' originals and their manifests.
     pub photos: Photos,
     flights: SingleFlight<Result<Image, OriginError>>,
@@ -39,10 +38,14 @@ impl Origin {
             templates,
             renderer,
             data,
-            metrics: photos.images.metrics.clone(),
             photos,
             flights: SingleFlight::default(),
         }
+    }
+
+    /// The counters `/metrics` shows, shared with the photo pipeline.
+    pub fn metrics(&self) -> &Metrics {
+        &self.photos.images.metrics
     }
 
     /// Parses and checks a card URL against its template.
@@ -112,10 +115,10 @@ impl Origin {
         let started = Instant::now();
         let result = self.renderer.screenshot(page, format).await;
         Metrics::inc(match &result {
-            Ok(_) => &self.metrics.renders,
-            Err(_) => &self.metrics.render_failures,
+            Ok(_) => &self.metrics().renders,
+            Err(_) => &self.metrics().render_failures,
         });
-        self.metrics.render_millis.fetch_add(
+        self.metrics().render_millis.fetch_add(
             started.elapsed().as_millis() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );

@@ -138,7 +138,7 @@ async fn data_source_cards_fetch_render_store_and_version() {
     let (fetches, renders) = (
         hits.load(std::sync::atomic::Ordering::SeqCst),
         origin
-            .metrics
+            .metrics()
             .renders
             .load(std::sync::atomic::Ordering::SeqCst),
     );
@@ -147,7 +147,7 @@ async fn data_source_cards_fetch_render_store_and_version() {
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), fetches);
     assert_eq!(
         origin
-            .metrics
+            .metrics()
             .renders
             .load(std::sync::atomic::Ordering::SeqCst),
         renders
@@ -191,7 +191,7 @@ async fn data_source_failures_are_clear_errors() {
     }
     assert_eq!(
         origin
-            .metrics
+            .metrics()
             .renders
             .load(std::sync::atomic::Ordering::SeqCst),
         0

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use imgate_contract::error::ErrorDetail;
 use imgate_contract::rendition::format_of_source;
 use imgate_contract::{
     ImageFormat, Keyring, ObjectKey, Preset, Presets, RenditionRequest, Route, Signable, route,
@@ -239,10 +238,7 @@ impl Photos {
                     }
                     Err(e) => {
                         Metrics::inc(&self.metrics().rendition_failures);
-                        entry.error = Some(ErrorDetail {
-                            code: e.code().into(),
-                            message: e.to_string(),
-                        });
+                        entry.error = Some(OriginError::from(e).body().error);
                     }
                 }
                 entry
@@ -275,13 +271,11 @@ impl Photos {
             code = refused.code(),
             "original refused: {refused}"
         );
+        let refused = OriginError::from(refused);
         manifest.status = Status::Failed;
-        manifest.error = Some(ErrorDetail {
-            code: refused.code().into(),
-            message: refused.to_string(),
-        });
+        manifest.error = Some(refused.body().error);
         self.write_manifest(&manifest).await?;
-        Err(refused.into())
+        Err(refused)
     }
 
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), OriginError> {

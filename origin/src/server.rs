@@ -164,7 +164,7 @@ impl Server {
             "/metrics" => {
                 return Response::builder()
                     .header("content-type", "text/plain; version=0.0.4")
-                    .body(self.origin.metrics.render().into())
+                    .body(self.origin.metrics().render().into())
                     .expect("static response");
             }
             _ => {}
@@ -287,7 +287,7 @@ impl Server {
 
     fn reject(&self, e: OriginError) -> Reply {
         if e.status() < 500 {
-            Metrics::inc(&self.origin.metrics.rejected);
+            Metrics::inc(&self.origin.metrics().rejected);
         } else {
             tracing::error!("{e}");
         }
