@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use imgate_contract::{CardSpec, ErrorBody, Keyring, ObjectKey, route};
 use imgate_devstack::{Stack, StackOptions, random_hex, sibling_bin_dir, source_root};
-use imgate_tests::{png_size, prometheus};
+use imgate_tests::{Scrape, png_size};
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
@@ -22,6 +22,8 @@ struct World {
     stack: Stack,
     /// Where the S3 server keeps objects (one file per key under the bucket's folder).
     data_dir: std::path::PathBuf,
+    /// Each server's log: `origin.log`, `edge.log`.
+    logs: std::path::PathBuf,
     templates: std::path::PathBuf,
     keys: Keyring,
     /// The `signing_keys` value the stack runs with.
@@ -161,6 +163,9 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     opts.origin_port = 0;
     opts.s3_port = 0;
     opts.signing_keys = keys.clone();
+    let logs = data.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    opts.log_dir = Some(logs.clone());
     let stack = Stack::start(&opts).await?;
     let creds = aws_sdk_s3::config::Credentials::new(
         &stack.s3.credentials.access_key,
@@ -180,6 +185,7 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
             .build(),
     );
     Ok(World {
+        logs,
         data_dir: opts.data_dir.clone(),
         templates: opts.templates.clone().expect("set above"),
         keys: Keyring::parse(&keys).map_err(anyhow::Error::msg)?,
@@ -238,12 +244,18 @@ impl World {
         })
     }
 
+    /// The origin's `/metrics`, parsed.
+    fn scrape(&self) -> anyhow::Result<Scrape> {
+        let (status, _, body) = self.get(&format!("{}/metrics", self.stack.origin_url))?;
+        ensure!(status == 200, "/metrics answered {status}");
+        Ok(Scrape::parse(&String::from_utf8(body)?)?)
+    }
+
+    /// Cards the origin has rendered.
     fn renders(&self) -> anyhow::Result<f64> {
-        let (_, _, body) = self.get(&format!("{}/metrics", self.stack.origin_url))?;
-        prometheus(&String::from_utf8(body)?)
-            .get("imgate_renders_total")
-            .copied()
-            .context("no imgate_renders_total in /metrics")
+        Ok(self
+            .scrape()?
+            .sum("imgate_renders_total", &[("outcome", "ok")]))
     }
 
     /// A template's schema, read from the templates the stack runs with.

@@ -51,6 +51,7 @@ fn link_previews(w: &World) -> anyhow::Result<()> {
         ],
         "- Local:",
         Duration::from_secs(60),
+        None,
     ))?;
     let result = crawl(w, &next.url).and_then(|()| warm_from_sitemap(w, &next.url));
     block(async {

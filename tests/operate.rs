@@ -16,6 +16,11 @@ pub const TRIALS: &[(&str, Test)] = &[
     ("sign_prints_a_url_the_edge_accepts", sign),
     ("gc_reports_then_deletes_only_old_cards", gc),
     ("doctor_checks_each_dependency_and_names_the_fix", doctor),
+    (
+        "metrics_count_requests_renders_joins_and_store_calls",
+        metrics_move,
+    ),
+    ("a_request_id_reaches_the_edge_and_origin_logs", request_ids),
 ];
 
 /// Runs `imgate-origin {args}` with the stack's store, keys and `stdin`: whether
@@ -224,4 +229,117 @@ fn doctor(w: &World) -> anyhow::Result<()> {
     );
     ensure!(!out.contains("lifecycle"), "{out}");
     Ok(())
+}
+
+/// Eight concurrent misses for one new card through the edge: the parsed
+/// `/metrics` must show one render, one store write, eight answered card
+/// requests, and the seven others either joined the render or found it stored.
+fn metrics_move(w: &World) -> anyhow::Result<()> {
+    let url = w.signed(&format!(
+        "/og/basic.png?title=Counted%20{}",
+        imgate_devstack::random_hex(4)?
+    ));
+    let before = w.scrape()?;
+    block(async {
+        let requests: Vec<_> = (0..8)
+            .map(|_| {
+                let (http, url) = (w.http.clone(), url.clone());
+                tokio::spawn(async move { http.get(&url).send().await?.error_for_status() })
+            })
+            .collect();
+        for r in requests {
+            r.await??;
+        }
+        Ok(())
+    })?;
+    let after = w.scrape()?;
+    let delta = |metric: &str, labels: &[(&str, &str)]| {
+        after.sum(metric, labels) - before.sum(metric, labels)
+    };
+    let renders = delta(
+        "imgate_renders_total",
+        &[("template", "basic"), ("outcome", "ok")],
+    );
+    ensure!(renders == 1.0, "renders moved by {renders}");
+    ensure!(delta("imgate_render_seconds", &[]) == 1.0);
+    let answered = delta(
+        "imgate_http_requests_total",
+        &[("route", "card"), ("status", "200")],
+    );
+    ensure!(
+        answered == 8.0,
+        "card requests answered 200 moved by {answered}"
+    );
+    ensure!(delta("imgate_images_total", &[("outcome", "stored")]) == 1.0);
+    let shared = delta("imgate_single_flight_joins_total", &[])
+        + delta("imgate_images_total", &[("outcome", "served_from_store")]);
+    ensure!(shared == 7.0, "joins + store hits moved by {shared}");
+    ensure!(delta("imgate_store_seconds", &[("op", "put")]) >= 1.0);
+    ensure!(delta("imgate_store_seconds", &[("op", "get")]) >= 1.0);
+    // Nothing is left waiting or rendering once every answer is in.
+    ensure!(after.sum("imgate_render_queue", &[]) == 0.0);
+    ensure!(after.sum("imgate_render_pages_busy", &[]) == 0.0);
+    ensure!(after.has("imgate_browser_restarts_total"));
+    Ok(())
+}
+
+/// A caller's `x-request-id` comes back from the edge and appears in both the
+/// edge's and the origin's log; a hostile one is replaced.
+fn request_ids(w: &World) -> anyhow::Result<()> {
+    let id = format!("e2e-{}", imgate_devstack::random_hex(8)?);
+    let url = w.signed(&format!("/og/basic.png?title=Traced%20{id}"));
+    let echoed = block(async {
+        let response = w.http.get(&url).header("x-request-id", &id).send().await?;
+        ensure!(response.status() == 200, "status {}", response.status());
+        Ok(response.headers().clone())
+    })?;
+    ensure!(super::header(&echoed, "x-request-id") == id);
+    // Both logs are JSON lines (stderr is not a terminal): the edge's access
+    // line says it was a miss; the origin's answer line carries the id in its span.
+    let edge: serde_json::Value =
+        serde_json::from_str(&wait_for_line(&w.logs.join("edge.log"), &[&id])?)?;
+    ensure!(
+        edge["request_id"] == id.as_str() && edge["cache"] == "miss",
+        "{edge}"
+    );
+    ensure!(edge["status"] == 200, "{edge}");
+    let origin: serde_json::Value = serde_json::from_str(&wait_for_line(
+        &w.logs.join("origin.log"),
+        &[&id, "answered"],
+    )?)?;
+    ensure!(origin["span"]["request_id"] == id.as_str(), "{origin}");
+    ensure!(origin["span"]["route"] == "card", "{origin}");
+    let replaced = block(async {
+        let response = w
+            .http
+            .get(&url)
+            .header("x-request-id", "forged\" id=1")
+            .send()
+            .await?;
+        Ok(response.headers().clone())
+    })?;
+    let fresh = super::header(&replaced, "x-request-id");
+    ensure!(
+        fresh.len() == 16 && fresh.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{fresh:?}"
+    );
+    Ok(())
+}
+
+/// Logs reach their file through a pipe after the answer: wait (up to ten
+/// seconds) for the first line of `path` that contains every one of `needles`.
+fn wait_for_line(path: &std::path::Path, needles: &[&str]) -> anyhow::Result<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return Ok(line.to_string());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "{needles:?} never appeared in {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

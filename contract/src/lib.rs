@@ -14,6 +14,7 @@ pub mod key;
 pub mod limits;
 pub mod query;
 pub mod rendition;
+pub mod request_id;
 pub mod route;
 pub mod sign;
 pub mod template;

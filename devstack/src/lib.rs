@@ -35,6 +35,8 @@ pub struct StackOptions {
     pub templates: Option<PathBuf>,
     /// More Spin variables for the edge, e.g. `("mode", "redirect")`.
     pub edge_variables: Vec<(String, String)>,
+    /// Also write each server's log to `{dir}/{origin,edge}.log`.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl StackOptions {
@@ -53,6 +55,7 @@ impl StackOptions {
             start_timeout: Duration::from_secs(60),
             templates: None,
             edge_variables: Vec::new(),
+            log_dir: None,
         }
     }
 }
@@ -77,6 +80,7 @@ struct EdgeSetup {
     /// `SPIN_VARIABLE_*` connecting it to the store and origin.
     env: Vec<(String, String)>,
     start_timeout: Duration,
+    log_file: Option<PathBuf>,
 }
 
 impl EdgeSetup {
@@ -104,6 +108,7 @@ impl EdgeSetup {
             &env,
             "imgate-edge-host listening on ",
             self.start_timeout,
+            self.log_file.as_deref(),
         )
         .await
     }
@@ -176,6 +181,10 @@ impl Stack {
             ],
             "imgate-origin listening on ",
             opts.start_timeout,
+            opts.log_dir
+                .as_ref()
+                .map(|d| d.join("origin.log"))
+                .as_deref(),
         )
         .await?;
 
@@ -205,6 +214,7 @@ impl Stack {
             manifest,
             env: edge_env,
             start_timeout: opts.start_timeout,
+            log_file: opts.log_dir.as_ref().map(|d| d.join("edge.log")),
         };
         let variables: Vec<(&str, &str)> = opts
             .edge_variables

@@ -17,7 +17,8 @@ pub struct Child {
 
 impl Child {
     /// Starts `program` and waits until a stdout line contains `ready_prefix`
-    /// followed by its URL. Later stdout lines are passed through.
+    /// followed by its URL. Later stdout lines are passed through; its log
+    /// (stderr) too, and is also appended to `log_file` when given.
     pub async fn spawn(
         name: &'static str,
         program: &Path,
@@ -25,16 +26,36 @@ impl Child {
         env: &[(&str, String)],
         ready_prefix: &'static str,
         timeout: Duration,
+        log_file: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let mut process = Command::new(program)
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if log_file.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", program.display()))?;
+        if let (Some(path), Some(stderr)) = (log_file, process.stderr.take()) {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let mut lines = BufReader::new(stderr).lines();
+            tokio::spawn(async move {
+                use std::io::Write;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("{line}");
+                    let _ = writeln!(file, "{line}");
+                }
+            });
+        }
         let mut lines = BufReader::new(process.stdout.take().expect("stdout is piped")).lines();
         let ready = async {
             while let Some(line) = lines.next_line().await? {

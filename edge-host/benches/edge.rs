@@ -149,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         env.push(("IMGATE_EDGE_LISTEN", "127.0.0.1:0".into()));
         // One log line per request would measure the terminal, not the edge.
         env.push(("RUST_LOG", "warn".into()));
+        env.push(("SPIN_VARIABLE_ACCESS_LOG", "false".into()));
         let edge = Child::spawn(
             "edge",
             host,
@@ -156,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
             &env,
             "imgate-edge-host listening on ",
             Duration::from_secs(60),
+            None,
         )
         .await?;
         let url = format!("{}{path}", edge.url);

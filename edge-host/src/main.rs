@@ -162,7 +162,9 @@ async fn serve_one(
                 .expect("static response")
         }
     };
-    tracing::info!(
+    // The component logs each request itself (as it does on Spin); this line
+    // adds the host's view for debugging the host.
+    tracing::debug!(
         %method,
         %path,
         status = response.status().as_u16(),

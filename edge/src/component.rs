@@ -6,11 +6,12 @@ use bytes::Bytes;
 use http::header::{
     CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, VARY,
 };
-use imgate_contract::{ErrorBody, headers};
+use imgate_contract::{ErrorBody, headers, request_id};
 use spin_sdk::http::{EmptyBody, FullBody, IntoResponse, Request, send};
 use spin_sdk::key_value::Store;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 
+use crate::access::{AccessLine, access_line};
 use crate::config::{Mode, VARIABLES};
 use crate::index::Slot;
 use crate::plan::{StoreMethod, Target, error_cache_control, presign};
@@ -23,14 +24,64 @@ const INDEX_STATUS: &str = "x-imgate-index";
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> Answer {
-    let config = match load_config().await {
-        Ok(config) => config,
+    let started = std::time::Instant::now();
+    let incoming = request.headers();
+    // A load balancer's or CloudFront's id, so one request is one id everywhere.
+    let id = request_id::accept_or_new(
+        [request_id::HEADER, "x-amz-cf-id"]
+            .iter()
+            .find_map(|name| incoming.get(*name).and_then(|v| v.to_str().ok())),
+    );
+    let (method, path) = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
+    let config = load_config().await;
+    let answer = match &config {
+        Ok(config) => answer(config, request, &id).await,
         Err(problem) => {
             eprintln!("imgate-edge: misconfigured: {problem}");
             let body = ErrorBody::new("misconfigured", "the edge is misconfigured; see its log");
-            return json(500, body.to_json());
+            json(500, body.to_json(), &id)
         }
     };
+    if config.as_ref().is_ok_and(|c| !c.access_log) {
+        return answer;
+    }
+    // One line per request: the hit rate is the share of `"cache":"hit"`.
+    let (status, cache, index) = match &answer {
+        Ok(response) => {
+            let answered = response.get_headers();
+            let header = |name: &str| {
+                answered
+                    .get(name)
+                    .first()
+                    .and_then(|v| String::from_utf8(v.clone()).ok())
+            };
+            (
+                response.get_status_code(),
+                header(headers::CACHE_STATUS),
+                header(INDEX_STATUS),
+            )
+        }
+        Err(_) => (500, None, None),
+    };
+    eprintln!(
+        "{}",
+        access_line(&AccessLine {
+            request_id: &id,
+            method: &method,
+            path: &path,
+            status,
+            cache: cache.as_deref(),
+            index: index.as_deref(),
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    );
+    answer
+}
+
+async fn answer(config: &EdgeConfig, request: Request, id: &str) -> Answer {
     if config.keyring.is_empty() {
         eprintln!(
             "imgate-edge: WARNING: accepting unsigned URLs (allow_unsigned = true); never in production"
@@ -42,7 +93,7 @@ async fn handle(request: Request) -> Answer {
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let decision = plan(
-        &config,
+        config,
         request.method().as_str(),
         uri.path(),
         uri.query().unwrap_or(""),
@@ -50,8 +101,8 @@ async fn handle(request: Request) -> Answer {
         |path| std::fs::read_to_string(path).ok(),
     );
     match (decision, &config.mode) {
-        (Plan::Respond { status, body }, _) => json(status, body),
-        (Plan::Image(target), Mode::Serve) => serve(&config, target).await,
+        (Plan::Respond { status, body }, _) => json(status, body, id),
+        (Plan::Image(target), Mode::Serve) => serve(config, target, id).await,
         (
             Plan::Image(target),
             Mode::Redirect {
@@ -61,19 +112,19 @@ async fn handle(request: Request) -> Answer {
         ) => {
             let hit = format!("{public_store_url}/{}", target.key);
             let miss = format!("{origin_public_url}{}", target.public_path);
-            redirect(&config, &target, hit, miss).await
+            redirect(config, &target, hit, miss, id).await
         }
     }
 }
 
 /// Serve mode: the stored object, or on a miss the origin's answer, streamed back.
-async fn serve(config: &EdgeConfig, target: Target) -> Answer {
+async fn serve(config: &EdgeConfig, target: Target, id: &str) -> Answer {
     let stored = http::Request::get(presign(config, StoreMethod::Get, &target.key, unix_now()))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(stored).await {
         Ok(mut hit) if hit.status() == 200 => {
-            image_headers(hit.headers_mut(), &target, "hit");
+            image_headers(hit.headers_mut(), &target, "hit", id);
             return hit.into_response();
         }
         Ok(miss) if miss.status() == 404 => {}
@@ -88,11 +139,12 @@ async fn serve(config: &EdgeConfig, target: Target) -> Answer {
 
     let render = http::Request::get(format!("{}{}", config.origin_url, target.origin_path))
         .header(headers::EDGE_TOKEN, &config.edge_token)
+        .header(request_id::HEADER, id)
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(render).await {
         Ok(mut made) if made.status() == 200 => {
-            image_headers(made.headers_mut(), &target, "miss");
+            image_headers(made.headers_mut(), &target, "miss", id);
             // Now known present: a redirect-mode edge on the same store skips its lookup.
             if let Some(index) = Index::open(config, &target).await {
                 index.record().await;
@@ -105,9 +157,9 @@ async fn serve(config: &EdgeConfig, target: Target) -> Answer {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok());
             let cache = error_cache_control(failed.status().as_u16(), retry_after);
-            failed
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_str(&cache).expect("ASCII"));
+            let answered = failed.headers_mut();
+            answered.insert(CACHE_CONTROL, HeaderValue::from_str(&cache).expect("ASCII"));
+            answered.insert(request_id::HEADER, id_value(id));
             failed.into_response()
         }
         Err(e) => {
@@ -116,19 +168,25 @@ async fn serve(config: &EdgeConfig, target: Target) -> Answer {
                 "origin-unreachable",
                 "the image could not be made right now; retry shortly",
             );
-            json(502, body.to_json())
+            json(502, body.to_json(), id)
         }
     }
 }
 
 /// Redirect mode: 302 to the public copy when the index or a HEAD says it is
 /// stored, else 307 to the origin, which checks the URL's signature itself.
-async fn redirect(config: &EdgeConfig, target: &Target, hit: String, miss: String) -> Answer {
+async fn redirect(
+    config: &EdgeConfig,
+    target: &Target,
+    hit: String,
+    miss: String,
+    id: &str,
+) -> Answer {
     let index = Index::open(config, target).await;
     if let Some(index) = &index
         && index.is_fresh()
     {
-        return redirect_to(302, &hit, target, config, "hit");
+        return redirect_to(302, &hit, target, config, "hit", id);
     }
     let head = http::Request::head(presign(config, StoreMethod::Head, &target.key, unix_now()))
         .body(EmptyBody::new())
@@ -158,9 +216,9 @@ async fn redirect(config: &EdgeConfig, target: &Target, hit: String, miss: Strin
         _ => {}
     }
     if stored == Some(true) {
-        redirect_to(302, &hit, target, config, status)
+        redirect_to(302, &hit, target, config, status, id)
     } else {
-        redirect_to(307, &miss, target, config, status)
+        redirect_to(307, &miss, target, config, status, id)
     }
 }
 
@@ -170,6 +228,7 @@ fn redirect_to(
     target: &Target,
     config: &EdgeConfig,
     index_status: &str,
+    id: &str,
 ) -> Answer {
     // A hit's location is immutable, but lifecycle rules may expire the object:
     // cache the redirect no longer than the index trusts itself.
@@ -182,7 +241,8 @@ fn redirect_to(
         .status(status)
         .header(LOCATION, location)
         .header(CACHE_CONTROL, cache)
-        .header(INDEX_STATUS, index_status);
+        .header(INDEX_STATUS, index_status)
+        .header(request_id::HEADER, id);
     if target.vary_accept {
         response = response.header(VARY, "Accept");
     }
@@ -258,7 +318,7 @@ impl Index {
 
 /// Images are immutable; store-internal headers are not the client's business.
 /// `ETag` and `Content-Length` pass through.
-fn image_headers(headers: &mut HeaderMap, target: &Target, cache_status: &'static str) {
+fn image_headers(headers: &mut HeaderMap, target: &Target, cache_status: &'static str, id: &str) {
     let internal: Vec<HeaderName> = headers
         .keys()
         .filter(|name| name.as_str().starts_with("x-amz-") || *name == "server")
@@ -279,6 +339,12 @@ fn image_headers(headers: &mut HeaderMap, target: &Target, cache_status: &'stati
     if target.vary_accept {
         headers.insert(VARY, HeaderValue::from_static("Accept"));
     }
+    headers.insert(request_id::HEADER, id_value(id));
+}
+
+/// Ids are checked or made by `request_id`, so always a valid header value.
+fn id_value(id: &str) -> HeaderValue {
+    HeaderValue::from_str(id).expect("request ids are header-safe tokens")
 }
 
 fn unix_now() -> u64 {
@@ -287,7 +353,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn json(status: u16, body: String) -> Answer {
+fn json(status: u16, body: String, id: &str) -> Answer {
     let cache = if status == 200 {
         "no-cache"
     } else {
@@ -297,6 +363,7 @@ fn json(status: u16, body: String) -> Answer {
         .status(status)
         .header(CONTENT_TYPE, "application/json")
         .header(CACHE_CONTROL, cache)
+        .header(request_id::HEADER, id)
         .body(FullBody::new(Bytes::from(body)))
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?
         .into_response()

@@ -53,6 +53,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "rendition presets, name:WIDTHxHEIGHT:cover|fit:quality,… (default: thumbnail, small, medium, large); the origin's IMGATE_PRESETS must match",
     ),
     (
+        "access_log",
+        "\"false\" stops the one JSON line per request (request id, status, cache hit/miss) on stderr",
+    ),
+    (
         "templates_dir",
         "where the template folders are mounted (spin.toml `files`)",
     ),
@@ -91,6 +95,8 @@ pub struct EdgeConfig {
     pub mode: Mode,
     pub index_ttl_secs: u64,
     pub presets: Presets,
+    /// One JSON line per request on stderr.
+    pub access_log: bool,
 }
 
 impl std::fmt::Debug for EdgeConfig {
@@ -130,16 +136,17 @@ impl EdgeConfig {
                 problems.push(e);
                 Keyring::default()
             });
-        let allow_unsigned = match get("allow_unsigned").as_deref().map(str::trim) {
-            None | Some("") | Some("false") => false,
+        let mut flag = |name: &str, default: bool| match get(name).as_deref().map(str::trim) {
+            None | Some("") => default,
+            Some("false") => false,
             Some("true") => true,
             Some(other) => {
-                problems.push(format!(
-                    "allow_unsigned must be true or false, not {other:?}"
-                ));
-                false
+                problems.push(format!("{name} must be true or false, not {other:?}"));
+                default
             }
         };
+        let allow_unsigned = flag("allow_unsigned", false);
+        let access_log = flag("access_log", true);
         if keyring.is_empty() && !allow_unsigned {
             problems.push(
                 "no signing_keys: set signing keys, or allow_unsigned = \"true\" for local development"
@@ -219,6 +226,7 @@ impl EdgeConfig {
             mode,
             index_ttl_secs,
             presets,
+            access_log,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! plan asks for: read the store (or the known-present [`index`]), serve or
 //! redirect, or forward the miss to the origin.
 
+pub mod access;
 pub mod config;
 pub mod index;
 pub mod plan;

@@ -72,6 +72,7 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
         pages: *CONCURRENCY.iter().max().expect("not empty"),
         timeout: Duration::from_secs(30),
         allowed_hosts: Vec::new(),
+        metrics: Default::default(),
         extra_flags: std::env::var("IMGATE_CHROMIUM_FLAGS")
             .map(|f| f.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use imgate_contract::{ImageFormat, ObjectKey, headers};
 
 use crate::error::OriginError;
-use crate::metrics::Metrics;
+use crate::metrics::{ImageOutcome, Metrics};
 use crate::store::{Fetched, PutImage, PutOutcome, Store};
 
 /// A finished image, ready to send.
@@ -43,7 +43,7 @@ impl Images {
             .map_err(OriginError::Store)?
         {
             Fetched::Found { bytes, etag } => {
-                Metrics::inc(&self.metrics.served_from_store);
+                self.metrics.image(ImageOutcome::ServedFromStore);
                 Ok(Some(Image {
                     key: key.clone(),
                     format,
@@ -79,11 +79,11 @@ impl Images {
             .map_err(OriginError::Store)?;
         Ok(match outcome {
             PutOutcome::Stored { etag } => {
-                Metrics::inc(&self.metrics.store_puts);
+                self.metrics.image(ImageOutcome::Stored);
                 etag
             }
             PutOutcome::AlreadyThere => {
-                Metrics::inc(&self.metrics.store_already_there);
+                self.metrics.image(ImageOutcome::AlreadyThere);
                 None
             }
         })

@@ -10,6 +10,7 @@ pub mod encode;
 pub mod error;
 pub mod gc;
 pub mod images;
+pub mod logs;
 pub mod manifest;
 pub mod metrics;
 pub mod origin;

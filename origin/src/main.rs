@@ -12,6 +12,8 @@ use imgate_contract::{Keyring, Presets, route};
 
 use imgate_origin::data::DataSources;
 use imgate_origin::images::Images;
+use imgate_origin::logs::{self, LogFormat};
+use imgate_origin::metrics::Metrics;
 use imgate_origin::origin::Origin;
 use imgate_origin::photos::{Links, Photos};
 use imgate_origin::render::{Renderer, RendererOptions};
@@ -28,6 +30,10 @@ use imgate_origin::uploads::Uploads;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as JSON (for a log pipeline) or pretty (for people); auto
+    /// picks JSON unless stderr is a terminal. RUST_LOG sets the levels.
+    #[arg(long, global = true, env = "IMGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -262,15 +268,9 @@ struct RenderArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,chromiumoxide=warn,aws=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    logs::init(cli.log_format);
+    match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Render(args) => render(args).await,
         Command::Backfill(args) => backfill(args).await,
@@ -450,9 +450,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("IMGATE_API_KEYS: {e}"))?;
     // Configuration errors are reported before Chromium starts.
+    let metrics = Arc::new(Metrics::default());
     let mut photos = Photos::new(Images {
-        store: args.store.connect().await,
-        metrics: Default::default(),
+        store: args.store.connect().await.counted(metrics.store.clone()),
+        metrics: metrics.clone(),
     });
     args.photos.apply(&mut photos)?;
     let keyring = photos.links.keyring.clone();
@@ -462,7 +463,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let templates = Templates::load(&args.renderer.templates)?;
-    let renderer = launch(&args.renderer, templates.allowed_hosts()).await?;
+    let mut options = renderer_options(&args.renderer, templates.allowed_hosts());
+    options.metrics = metrics.renderer.clone();
+    let renderer = Renderer::launch(options).await?;
     tracing::info!(
         templates = %templates.iter().map(|(name, _)| name).collect::<Vec<_>>().join(","),
         presets = %photos.presets.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(","),
@@ -533,6 +536,7 @@ fn renderer_options(args: &RendererArgs, allowed_hosts: Vec<String>) -> Renderer
         timeout: Duration::from_secs(args.render_timeout_secs),
         allowed_hosts,
         extra_flags: args.chromium_flags.clone(),
+        metrics: Default::default(),
     }
 }
 

@@ -38,8 +38,8 @@ impl Origin {
             templates,
             renderer,
             data,
+            flights: SingleFlight::counting(photos.images.metrics.single_flight_joins.clone()),
             photos,
-            flights: SingleFlight::default(),
         }
     }
 
@@ -114,14 +114,12 @@ impl Origin {
     ) -> Result<Vec<u8>, OriginError> {
         let started = Instant::now();
         let result = self.renderer.screenshot(page, format).await;
-        Metrics::inc(match &result {
-            Ok(_) => &self.metrics().renders,
-            Err(_) => &self.metrics().render_failures,
-        });
-        self.metrics().render_millis.fetch_add(
-            started.elapsed().as_millis() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.body().error.code,
+        };
+        self.metrics()
+            .render(&page.template, &outcome, started.elapsed());
         result
     }
 

@@ -13,7 +13,7 @@ use imgate_contract::{
 use crate::error::OriginError;
 use crate::images::{Image, Images};
 use crate::manifest::{self, Manifest, OriginalInfo, Rendition, Status, Upload};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Outcome};
 use crate::rendition::{self as engine, Original, Rendered, SourceError, SourceLimits};
 use crate::store::Fetched;
 
@@ -104,7 +104,7 @@ impl Photos {
         let bytes = match made {
             Ok(bytes) => Bytes::from(bytes),
             Err(e) => {
-                Metrics::inc(&self.metrics().rendition_failures);
+                self.metrics().rendition(Outcome::Failed);
                 tracing::warn!(
                     source = request.source,
                     code = e.code(),
@@ -113,7 +113,7 @@ impl Photos {
                 return Err(e.into());
             }
         };
-        Metrics::inc(&self.metrics().renditions);
+        self.metrics().rendition(Outcome::Ok);
         let metadata = metadata(&preset, &request.source, source_etag.as_deref());
         let etag = self
             .images
@@ -224,7 +224,7 @@ impl Photos {
             async move {
                 match made {
                     Ok(rendered) => {
-                        Metrics::inc(&self.metrics().renditions);
+                        self.metrics().rendition(Outcome::Ok);
                         entry.bytes = Some(rendered.bytes.len() as u64);
                         entry.width = Some(rendered.width);
                         entry.height = Some(rendered.height);
@@ -237,7 +237,7 @@ impl Photos {
                         }
                     }
                     Err(e) => {
-                        Metrics::inc(&self.metrics().rendition_failures);
+                        self.metrics().rendition(Outcome::Failed);
                         entry.error = Some(OriginError::from(e).body().error);
                     }
                 }
@@ -265,7 +265,7 @@ impl Photos {
         mut manifest: Manifest,
         refused: SourceError,
     ) -> Result<Manifest, OriginError> {
-        Metrics::inc(&self.metrics().rendition_failures);
+        self.metrics().rendition(Outcome::Failed);
         tracing::warn!(
             source = manifest.source,
             code = refused.code(),

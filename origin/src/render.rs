@@ -27,10 +27,12 @@ use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
 use imgate_contract::{CardSpec, ImageFormat};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{Notify, RwLock, Semaphore};
 
 use crate::encode;
 use crate::error::OriginError;
+use crate::metrics::RendererMetrics;
 use crate::templates::CardPage;
 
 /// Chromium flags for a headless renderer on a server with no network to spare:
@@ -66,6 +68,8 @@ pub struct RendererOptions {
     pub allowed_hosts: Vec<String>,
     /// More Chromium flags (without the leading `--`), after imgate's own.
     pub extra_flags: Vec<String>,
+    /// Where restarts and the queue are counted.
+    pub metrics: RendererMetrics,
 }
 
 pub struct Renderer {
@@ -77,8 +81,6 @@ pub struct Renderer {
     died: Arc<Notify>,
     closing: Arc<AtomicBool>,
     generation: AtomicU64,
-    /// How many times the browser was relaunched after dying.
-    pub relaunches: AtomicU64,
 }
 
 /// One running browser process. `new_page` needs only a shared borrow; the
@@ -137,7 +139,6 @@ impl Renderer {
             died,
             closing,
             generation: AtomicU64::new(0),
-            relaunches: AtomicU64::new(0),
         });
         tokio::spawn(supervise(Arc::downgrade(&renderer)));
         Ok(renderer)
@@ -158,7 +159,10 @@ impl Renderer {
         page: &CardPage,
         format: ImageFormat,
     ) -> Result<Vec<u8>, OriginError> {
+        let queued = Level::raise(&self.options.metrics.queued);
         let permit = self.permits.acquire().await.expect("never closed");
+        drop(queued);
+        let busy = Level::raise(&self.options.metrics.busy);
         if !self.is_alive().await {
             // Relaunching takes about a second; failing fast beats hanging.
             return Err(OriginError::RendererRestarting);
@@ -179,7 +183,7 @@ impl Renderer {
                 // The page is free again: let the next capture start while this
                 // one is re-encoded.
                 self.checkin(tab);
-                drop(permit);
+                drop((permit, busy));
                 match format {
                     ImageFormat::Png => {
                         tokio::task::spawn_blocking(move || encode::palette_png(&bytes))
@@ -309,7 +313,7 @@ impl Renderer {
         .await?;
         let old = std::mem::replace(&mut *slot, Arc::new(fresh));
         drop(slot);
-        self.relaunches.fetch_add(1, Ordering::Relaxed);
+        self.options.metrics.restarts.inc();
         tracing::warn!(generation, "chromium relaunched");
         reap(old).await;
         Ok(())
@@ -515,3 +519,20 @@ fn find_chromium() -> Option<PathBuf> {
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;
+
+/// Counts itself in a gauge while it lives, so a cancelled render is
+/// uncounted too.
+struct Level<'a>(&'a Gauge);
+
+impl<'a> Level<'a> {
+    fn raise(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Level<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

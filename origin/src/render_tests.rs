@@ -20,6 +20,7 @@ async fn renderer(timeout: Duration) -> Arc<Renderer> {
         timeout,
         allowed_hosts: vec!["images.example.com".into()],
         extra_flags: Vec::new(),
+        metrics: Default::default(),
     })
     .await
     .expect("chromium starts (apt-get install chromium)")
@@ -270,7 +271,7 @@ async fn a_dead_browser_is_relaunched() {
         }
     }
     assert!(last.is_none(), "still failing after a relaunch: {last:?}");
-    assert_eq!(r.relaunches.load(Ordering::Relaxed), 1);
+    assert_eq!(r.options.metrics.restarts.get(), 1);
     assert!(r.is_alive().await);
     r.shutdown().await;
 }
@@ -430,6 +431,7 @@ async fn pages_render_concurrently() {
         timeout: Duration::from_secs(15),
         allowed_hosts: Vec::new(),
         extra_flags: Vec::new(),
+        metrics: Default::default(),
     })
     .await
     .unwrap();

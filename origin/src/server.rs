@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use imgate_contract::{ContractError, Keyring, headers, route, sign::constant_time_eq};
+use imgate_contract::{ContractError, Keyring, headers, request_id, route, sign::constant_time_eq};
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 
 use crate::debug;
 use crate::error::OriginError;
-use crate::metrics::Metrics;
+use crate::metrics::{self, route_label};
 use crate::origin::Origin;
 use crate::uploads::{self, Uploads};
 
@@ -32,7 +32,37 @@ pub struct Server {
     pub uploads: Uploads,
 }
 
-pub fn routes(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+/// Every route, each request in a span carrying its id (the edge's, or a new
+/// one) and counted in the metrics.
+pub fn routes(
+    server: Arc<Server>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+    let metrics = server.origin.photos.images.metrics.clone();
+    let counted = warp::log::custom(move |info| {
+        let took = info.elapsed();
+        let status = info.status().as_u16();
+        metrics.request(route_label(info.path()), status, took);
+        // Runs inside the request's span, so the line carries its id.
+        tracing::info!(status, ms = took.as_secs_f64() * 1000.0, "answered");
+    });
+    let span = warp::trace(|info| {
+        let id = request_id::accept_or_new(
+            info.request_headers()
+                .get(request_id::HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %info.method(),
+            route = route_label(info.path()),
+            path = %info.path(),
+        )
+    });
+    handlers(server).with(counted).with(span)
+}
+
+fn handlers(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     // A small body, read only when its declared length fits; anything else is
     // seen as empty and refused by its declared length.
@@ -163,8 +193,9 @@ impl Server {
             "/healthz" => return self.health().await,
             "/metrics" => {
                 return Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .body(self.origin.metrics().render().into())
+                    .header("content-type", metrics::CONTENT_TYPE)
+                    .header("cache-control", headers::NO_STORE)
+                    .body(self.origin.metrics().encode().into())
                     .expect("static response");
             }
             _ => {}
@@ -286,10 +317,10 @@ impl Server {
     }
 
     fn reject(&self, e: OriginError) -> Reply {
-        if e.status() < 500 {
-            Metrics::inc(&self.origin.metrics().rejected);
+        if e.status() >= 500 {
+            tracing::error!(code = %e.body().error.code, "{e}");
         } else {
-            tracing::error!("{e}");
+            tracing::info!(code = %e.body().error.code, "refused: {e}");
         }
         error(&e)
     }

@@ -2,36 +2,50 @@
 //! requests for the same card wait for the first one's result.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::OnceCell;
 
 pub struct SingleFlight<T> {
     inflight: Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+    /// Calls that found a run of their key in progress and waited for it.
+    joins: Counter,
 }
 
 impl<T: Clone> Default for SingleFlight<T> {
     fn default() -> Self {
-        Self {
-            inflight: Mutex::new(HashMap::new()),
-        }
+        Self::counting(Counter::default())
     }
 }
 
 impl<T: Clone> SingleFlight<T> {
+    pub fn counting(joins: Counter) -> Self {
+        Self {
+            inflight: Mutex::new(HashMap::new()),
+            joins,
+        }
+    }
+
     /// Runs `work` unless a call for `key` is already running, in which case its
     /// result is shared. If the running caller is cancelled, a waiter takes over.
     pub async fn run<F>(&self, key: &str, work: impl FnOnce() -> F) -> T
     where
         F: Future<Output = T>,
     {
-        let cell = self
+        let cell = match self
             .inflight
             .lock()
             .expect("single-flight map poisoned")
             .entry(key.to_string())
-            .or_default()
-            .clone();
+        {
+            Entry::Occupied(running) => {
+                self.joins.inc();
+                running.get().clone()
+            }
+            Entry::Vacant(free) => free.insert(Default::default()).clone(),
+        };
         let value = cell.get_or_init(work).await.clone();
         let mut map = self.inflight.lock().expect("single-flight map poisoned");
         if map.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
@@ -76,6 +90,7 @@ mod tests {
         while waiters() < 9 {
             tokio::task::yield_now().await;
         }
+        assert_eq!(flight.joins.get(), 7);
         release.send(true).unwrap();
         for t in tasks {
             assert_eq!(t.await.unwrap(), 41);

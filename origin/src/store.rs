@@ -5,6 +5,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use imgate_contract::ObjectKey;
 
+use crate::metrics::StoreMetrics;
+
 /// How an image is written.
 pub struct PutImage<'a> {
     pub key: &'a ObjectKey,
@@ -27,6 +29,7 @@ pub enum PutOutcome {
 pub struct Store {
     client: aws_sdk_s3::Client,
     bucket: String,
+    metrics: StoreMetrics,
 }
 
 impl Store {
@@ -64,7 +67,25 @@ impl Store {
         Self {
             client: aws_sdk_s3::Client::from_conf(config),
             bucket,
+            metrics: StoreMetrics::default(),
         }
+    }
+
+    /// Counts this store's calls in `metrics` (the origin's `/metrics`).
+    pub fn counted(self, metrics: StoreMetrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Times a call and counts it as an error if it failed.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.metrics.observe(op, started.elapsed(), result.is_ok());
+        result
     }
 
     pub fn bucket(&self) -> &str {
@@ -73,56 +94,62 @@ impl Store {
 
     #[tracing::instrument(name = "imgate.origin.store.put", skip_all, fields(key = %image.key))]
     pub async fn put(&self, image: PutImage<'_>) -> Result<PutOutcome, String> {
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(image.key.as_str())
-            .content_type(image.content_type)
-            .cache_control(image.cache_control)
-            // Written once: a concurrent writer of the same key loses harmlessly.
-            .if_none_match("*")
-            .body(ByteStream::from(image.bytes));
-        for (name, value) in image.metadata {
-            request = request.metadata(name, value);
-        }
-        match request.send().await {
-            Ok(out) => Ok(PutOutcome::Stored { etag: out.e_tag }),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
-                Ok(PutOutcome::AlreadyThere)
+        self.timed("put", async {
+            let mut request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(image.key.as_str())
+                .content_type(image.content_type)
+                .cache_control(image.cache_control)
+                // Written once: a concurrent writer of the same key loses harmlessly.
+                .if_none_match("*")
+                .body(ByteStream::from(image.bytes));
+            for (name, value) in image.metadata {
+                request = request.metadata(name, value);
             }
-            Err(e) => Err(describe(&e)),
-        }
+            match request.send().await {
+                Ok(out) => Ok(PutOutcome::Stored { etag: out.e_tag }),
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                    Ok(PutOutcome::AlreadyThere)
+                }
+                Err(e) => Err(describe(&e)),
+            }
+        })
+        .await
     }
 
     /// The object's bytes and ETag, unless it is missing or over `max_bytes`
     /// (judged by its length before any byte is read).
     #[tracing::instrument(name = "imgate.origin.store.get", skip_all, fields(key = %key))]
     pub async fn get(&self, key: &ObjectKey, max_bytes: usize) -> Result<Fetched, String> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let length = out.content_length.unwrap_or(0).max(0) as u64;
-                if length > max_bytes as u64 {
-                    return Ok(Fetched::TooLarge(length));
+        self.timed("get", async {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let length = out.content_length.unwrap_or(0).max(0) as u64;
+                    if length > max_bytes as u64 {
+                        return Ok(Fetched::TooLarge(length));
+                    }
+                    let bytes = out.body.collect().await.map_err(|e| e.to_string())?;
+                    Ok(Fetched::Found {
+                        bytes: bytes.into_bytes(),
+                        etag: out.e_tag,
+                    })
                 }
-                let bytes = out.body.collect().await.map_err(|e| e.to_string())?;
-                Ok(Fetched::Found {
-                    bytes: bytes.into_bytes(),
-                    etag: out.e_tag,
-                })
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    Ok(Fetched::Missing)
+                }
+                Err(e) => Err(describe(&e)),
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                Ok(Fetched::Missing)
-            }
-            Err(e) => Err(describe(&e)),
-        }
+        })
+        .await
     }
 }
 
@@ -130,33 +157,39 @@ impl Store {
     /// Writes a small JSON record, replacing what was there (manifests change
     /// as an upload is processed).
     pub async fn put_json(&self, key: &ObjectKey, json: Vec<u8>) -> Result<(), String> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .content_type("application/json")
-            .cache_control(imgate_contract::headers::NO_STORE)
-            .body(ByteStream::from(json))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| describe(&e))
+        self.timed("put", async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .content_type("application/json")
+                .cache_control(imgate_contract::headers::NO_STORE)
+                .body(ByteStream::from(json))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| describe(&e))
+        })
+        .await
     }
 
     /// Whether an object exists, by a HEAD.
     pub async fn exists(&self, key: &ObjectKey) -> Result<bool, String> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
-            Err(e) => Err(describe(&e)),
-        }
+        self.timed("head", async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+                Err(e) => Err(describe(&e)),
+            }
+        })
+        .await
     }
 
     /// The bucket's enabled expiry rules as (prefix, days); `None` when the
@@ -216,14 +249,17 @@ impl Store {
 
     /// Deletes one object (absent is fine).
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), String> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| describe(&e))
+        self.timed("delete", async {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| describe(&e))
+        })
+        .await
     }
 
     /// One page of objects under `prefix` after `after`, with their age and
@@ -233,71 +269,77 @@ impl Store {
         prefix: &str,
         after: Option<&str>,
     ) -> Result<(Vec<Listed>, bool), String> {
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .set_start_after(after.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let objects = out
-            .contents
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|o| {
-                Some(Listed {
-                    key: o.key?,
-                    bytes: o.size.unwrap_or(0).max(0) as u64,
-                    modified_secs: o.last_modified.map_or(0, |t| t.secs()),
+        self.timed("list", async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_start_after(after.map(str::to_string))
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            let objects = out
+                .contents
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|o| {
+                    Some(Listed {
+                        key: o.key?,
+                        bytes: o.size.unwrap_or(0).max(0) as u64,
+                        modified_secs: o.last_modified.map_or(0, |t| t.secs()),
+                    })
                 })
-            })
-            .collect();
-        Ok((objects, out.is_truncated.unwrap_or(false)))
+                .collect();
+            Ok((objects, out.is_truncated.unwrap_or(false)))
+        })
+        .await
     }
 
     /// Deletes up to 1,000 keys in one request; the keys the store refused, with why.
     pub async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, String)>, String> {
-        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-        let objects = keys
-            .iter()
-            .map(|k| {
-                ObjectIdentifier::builder()
-                    .key(k)
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = self
-            .client
-            .delete_objects()
-            .bucket(&self.bucket)
-            .delete(
-                Delete::builder()
-                    .set_objects(Some(objects))
-                    .quiet(true)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        Ok(out
-            .errors
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| {
-                (
-                    e.key.unwrap_or_default(),
-                    format!(
-                        "{}: {}",
-                        e.code.unwrap_or_default(),
-                        e.message.unwrap_or_default()
-                    ),
+        self.timed("delete", async {
+            use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+            let objects = keys
+                .iter()
+                .map(|k| {
+                    ObjectIdentifier::builder()
+                        .key(k)
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(objects))
+                        .quiet(true)
+                        .build()
+                        .map_err(|e| e.to_string())?,
                 )
-            })
-            .collect())
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok(out
+                .errors
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.key.unwrap_or_default(),
+                        format!(
+                            "{}: {}",
+                            e.code.unwrap_or_default(),
+                            e.message.unwrap_or_default()
+                        ),
+                    )
+                })
+                .collect())
+        })
+        .await
     }
 
     /// A URL that lets whoever holds it PUT exactly one object at `key`: the

@@ -15,6 +15,8 @@ pub const HTML_FILE: &str = "card.html";
 
 /// A filled-in template, ready for the browser.
 pub struct CardPage {
+    /// The template's name (its folder).
+    pub template: String,
     pub html: String,
     pub spec: Arc<CardSpec>,
 }
@@ -110,6 +112,7 @@ impl Templates {
         ctx.insert("width", spec.width.into());
         ctx.insert("height", spec.height.into());
         Ok(CardPage {
+            template: template.to_string(),
             html: self.env.get_template(template)?.render(ctx)?,
             spec,
         })

@@ -1,7 +1,5 @@
 //! Helpers for imgate's end-to-end tests.
 
-use std::collections::BTreeMap;
-
 /// Width and height from a PNG's IHDR chunk, or `None` if the bytes are not a PNG.
 pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -12,15 +10,36 @@ pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     Some((be(16), be(20)))
 }
 
-/// Parses Prometheus text into `name → value` (counters without labels).
-pub fn prometheus(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.split_once(' ')?;
-            Some((name.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
+/// One scrape of `/metrics`, read by a Prometheus text-format parser.
+pub struct Scrape(prometheus_parse::Scrape);
+
+impl Scrape {
+    pub fn parse(text: &str) -> std::io::Result<Self> {
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).map(Self)
+    }
+
+    /// The sum of `metric` over every sample whose labels include `labels`; a
+    /// histogram counts its observations.
+    pub fn sum(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+        use prometheus_parse::Value;
+        self.0
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+            })
+            .map(|s| match &s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+                Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
+                Value::Summary(_) => 0.0,
+            })
+            .sum()
+    }
+
+    /// Whether the scrape has any sample of `metric`.
+    pub fn has(&self, metric: &str) -> bool {
+        self.0.samples.iter().any(|s| s.metric == metric)
+    }
 }
 
 #[cfg(test)]
@@ -37,9 +56,28 @@ mod tests {
     }
 
     #[test]
-    fn reads_counters() {
-        let m = prometheus("# HELP a x\n# TYPE a counter\na 3\nb 4.5\n");
-        assert_eq!(m["a"], 3.0);
-        assert_eq!(m["b"], 4.5);
+    fn reads_what_the_origin_writes() {
+        use std::time::Duration;
+        let metrics = imgate_origin::metrics::Metrics::default();
+        metrics.request("card", 200, Duration::from_millis(3));
+        metrics.request("card", 200, Duration::from_millis(9));
+        metrics.request("card", 404, Duration::from_millis(1));
+        metrics.render("basic", "ok", Duration::from_millis(90));
+        let scrape = Scrape::parse(&metrics.encode()).unwrap();
+        assert_eq!(
+            scrape.sum("imgate_http_requests_total", &[("route", "card")]),
+            3.0
+        );
+        assert_eq!(
+            scrape.sum("imgate_http_requests_total", &[("status", "200")]),
+            2.0
+        );
+        assert_eq!(scrape.sum("imgate_render_seconds", &[]), 1.0);
+        assert_eq!(
+            scrape.sum("imgate_renders_total", &[("template", "basic")]),
+            1.0
+        );
+        assert!(scrape.has("imgate_browser_restarts_total"));
+        assert!(!scrape.has("imgate_nonexistent_total"));
     }
 }
