@@ -3,6 +3,7 @@
 //! the benchmark uses the renderer directly.
 
 pub mod backfill;
+pub mod cli;
 pub mod data;
 pub mod debug;
 pub mod doctor;
@@ -18,6 +19,7 @@ pub mod photos;
 pub mod render;
 pub mod rendition;
 pub mod server;
+pub mod settings;
 pub mod singleflight;
 pub mod store;
 pub mod templates;

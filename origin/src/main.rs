@@ -1,274 +1,30 @@
 //! `imgate-origin`: renders cards in headless Chromium, stores them in S3 and
 //! serves them to the edge.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use imgate_contract::{Keyring, Presets, route};
+use clap::{CommandFactory, FromArgMatches};
+use imgate_contract::{Keyring, route};
 
 use imgate_origin::data::DataSources;
 use imgate_origin::images::Images;
-use imgate_origin::logs::{self, LogFormat};
 use imgate_origin::metrics::Metrics;
 use imgate_origin::origin::Origin;
-use imgate_origin::photos::{Links, Photos};
+use imgate_origin::photos::Photos;
 use imgate_origin::render::{Renderer, RendererOptions};
-use imgate_origin::rendition::SourceLimits;
-use imgate_origin::store::Store;
 use imgate_origin::templates::Templates;
 use imgate_origin::uploads::Uploads;
+use imgate_origin::{logs, settings};
 
-#[derive(Parser)]
-#[command(
-    version,
-    about = "imgate's origin: renders cards in headless Chromium and stores them in S3."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-    /// Log lines as JSON (for a log pipeline) or pretty (for people); auto
-    /// picks JSON unless stderr is a terminal. RUST_LOG sets the levels.
-    #[arg(long, global = true, env = "IMGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
-    log_format: LogFormat,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the edge's render requests, /healthz and /metrics.
-    Serve(ServeArgs),
-    /// Render one card URL to a file, without storing it (for working on templates).
-    Render(RenderArgs),
-    /// Make the renditions and manifest of every original already in the
-    /// bucket that has none yet (a migration, or after adding a preset).
-    /// Resumable: originals with a complete manifest are skipped.
-    Backfill(BackfillArgs),
-    /// Request public image URLs through the edge so they are stored before
-    /// anyone asks: from a list (a file, or stdin) or a sitemap whose pages'
-    /// og:image / twitter:image are warmed. Exits 1 if any URL failed.
-    Warm(WarmArgs),
-    /// Print the signed, canonical URL of a card or rendition path, e.g.
-    /// `sign '/og/product.png?title=Hi'` (keys from IMGATE_SIGNING_KEYS).
-    Sign(SignArgs),
-    /// Delete cards older than N days, for stores without lifecycle rules
-    /// (S3 users: prefer the lifecycle rule in infra/). Dry run by default.
-    Gc(GcArgs),
-    /// Check what the origin needs: the templates, Chromium (renders a card),
-    /// the bucket (put/head/get/delete of a probe), its lifecycle and CORS
-    /// rules. One ✓/✗ line each, with the fix for each ✗; exits 1 on any ✗.
-    Doctor(DoctorArgs),
-}
-
-#[derive(Args)]
-struct DoctorArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
-    renderer: RendererArgs,
-}
-
-#[derive(Args)]
-struct GcArgs {
-    /// Delete cards last written more than this many days ago.
-    #[arg(long)]
-    older_than_days: u64,
-    /// Only keys under this prefix (must start with og/).
-    #[arg(long, default_value = "og/")]
-    prefix: String,
-    /// Really delete; without it gc only prints what it would delete.
-    #[arg(long)]
-    delete: bool,
-    #[command(flatten)]
-    store: StoreArgs,
-}
-
-#[derive(Args)]
-struct SignArgs {
-    /// A card or rendition path and query, e.g. '/r/thumbnail/users/42/beach.jpg?format=auto'.
-    url: String,
-    /// Public base URL to put in front (e.g. https://img.example.com).
-    #[arg(long, env = "IMGATE_PUBLIC_URL", default_value = "")]
-    base: String,
-    /// Keys (`id:secret,…`, the edge's `signing_keys`); the first signs.
-    #[arg(long, env = "IMGATE_SIGNING_KEYS", hide_env_values = true)]
-    signing_keys: String,
-}
-
-#[derive(Args)]
-struct WarmArgs {
-    /// File of URLs, one per line (`#` comments allowed); `-` or nothing: stdin.
-    #[arg(long, conflicts_with = "sitemap")]
-    file: Option<PathBuf>,
-    /// A sitemap URL: each page's og:image and twitter:image are warmed.
-    #[arg(long)]
-    sitemap: Option<String>,
-    /// URLs requested at once.
-    #[arg(long, default_value_t = 4)]
-    concurrency: usize,
-    /// Longest one request may take, in seconds.
-    #[arg(long, default_value_t = 30)]
-    timeout_secs: u64,
-}
-
-#[derive(Args)]
-struct BackfillArgs {
-    /// Only originals whose key (below originals/) starts with this.
-    #[arg(long, default_value = "")]
-    prefix: String,
-    /// Originals processed at once (default: one per CPU core).
-    #[arg(long)]
-    concurrency: Option<usize>,
-    /// Try again originals recorded as refused (not usable images).
-    #[arg(long)]
-    retry_refused: bool,
-    #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
-    photos: PhotoArgs,
-}
-
-#[derive(Args)]
-struct RendererArgs {
-    /// Folder of card templates (one sub-folder each, with template.toml and card.html).
-    #[arg(long, env = "IMGATE_TEMPLATES", default_value = "templates")]
-    templates: PathBuf,
-    /// Chromium executable; by default the first chromium/google-chrome on PATH.
-    #[arg(long, env = "IMGATE_CHROMIUM")]
-    chromium: Option<PathBuf>,
-    /// Longest one render may take, in seconds, before the page is discarded.
-    #[arg(long, env = "IMGATE_RENDER_TIMEOUT_SECS", default_value_t = 10)]
-    render_timeout_secs: u64,
-    /// Pages rendering at once (default: one per CPU core).
-    #[arg(long, env = "IMGATE_RENDER_PAGES")]
-    render_pages: Option<usize>,
-    /// Extra Chromium flags, space-separated (e.g. "force-color-profile=srgb").
-    #[arg(long, env = "IMGATE_CHROMIUM_FLAGS", value_delimiter = ' ')]
-    chromium_flags: Vec<String>,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Address to serve on. Port 0 picks a free port (printed on start).
-    #[arg(long, env = "IMGATE_ORIGIN_LISTEN", default_value = "127.0.0.1:8081")]
-    listen: SocketAddr,
-    /// Credential the edge sends in x-imgate-edge-token; requests without it are refused.
-    #[arg(long, env = "IMGATE_EDGE_TOKEN", hide_env_values = true)]
-    edge_token: String,
-    /// Accept unsigned URLs sent straight here when no keys are set. For
-    /// development only, like the edge's allow_unsigned.
-    #[arg(long, env = "IMGATE_ALLOW_UNSIGNED")]
-    allow_unsigned: bool,
-    #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
-    photos: PhotoArgs,
-    /// API keys for /uploads (`Authorization: Bearer <key>`), comma-separated,
-    /// each at least 32 characters. Without any, uploads are off.
-    #[arg(
-        long,
-        env = "IMGATE_API_KEYS",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    api_keys: String,
-    /// How long an upload URL stays valid, in seconds.
-    #[arg(long, env = "IMGATE_UPLOAD_EXPIRY_SECS", default_value_t = 900)]
-    upload_expiry_secs: u64,
-    /// Longest a data-source record fetch may take, in seconds.
-    #[arg(long, env = "IMGATE_DATA_TIMEOUT_SECS", default_value_t = 5)]
-    data_timeout_secs: u64,
-    /// Serve /debug/templates, /debug/render/... and /debug/html/... without a
-    /// credential. For development only.
-    #[arg(long, env = "IMGATE_DEBUG_ROUTES")]
-    debug_routes: bool,
-    #[command(flatten)]
-    renderer: RendererArgs,
-}
-
-#[derive(Args)]
-struct StoreArgs {
-    /// Bucket the images are stored in.
-    #[arg(long, env = "IMGATE_BUCKET", default_value = "imgate")]
-    bucket: String,
-    /// Bucket region.
-    #[arg(long, env = "IMGATE_S3_REGION", default_value = "us-east-1")]
-    region: String,
-    /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
-    #[arg(long, env = "IMGATE_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-}
-
-impl StoreArgs {
-    async fn connect(self) -> Store {
-        Store::connect(self.bucket, self.region, self.s3_endpoint, None).await
-    }
-}
-
-/// How originals become renditions, and how manifests link to them.
-#[derive(Args)]
-struct PhotoArgs {
-    /// Largest original a rendition is made from (and largest upload), in bytes.
-    #[arg(long, env = "IMGATE_MAX_SOURCE_BYTES", default_value_t = SourceLimits::default().max_bytes)]
-    max_source_bytes: usize,
-    /// Most pixels (width × height) an original may declare: the image-bomb guard.
-    #[arg(long, env = "IMGATE_MAX_SOURCE_PIXELS", default_value_t = SourceLimits::default().max_pixels)]
-    max_source_pixels: u64,
-    /// Rendition presets, `name:WIDTHxHEIGHT:cover|fit:quality,…`; the edge's
-    /// `presets` variable must match. Empty: thumbnail, small, medium, large.
-    #[arg(long, env = "IMGATE_PRESETS", default_value = "")]
-    presets: String,
-    /// Public base URL of the edge/CDN (e.g. https://img.example.com) for the
-    /// rendition URLs in manifests; without it they are paths.
-    #[arg(long, env = "IMGATE_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Keys (`id:secret,…`, the edge's `signing_keys`): manifests' URLs are
-    /// signed with the first, and signed URLs sent straight here (the edge's
-    /// redirect mode) are checked against all. Empty: URLs are unsigned and
-    /// only the edge (with its token) is served.
-    #[arg(
-        long,
-        env = "IMGATE_SIGNING_KEYS",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    signing_keys: String,
-}
-
-impl PhotoArgs {
-    /// Configures the photo pipeline.
-    fn apply(&self, photos: &mut Photos) -> anyhow::Result<()> {
-        photos.presets =
-            Presets::parse(&self.presets).map_err(|e| anyhow::anyhow!("IMGATE_PRESETS: {e}"))?;
-        photos.limits = SourceLimits {
-            max_bytes: self.max_source_bytes,
-            max_pixels: self.max_source_pixels,
-        };
-        photos.links = Links {
-            public_url: self.public_url.clone().filter(|url| !url.is_empty()),
-            keyring: Keyring::parse(&self.signing_keys)
-                .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?,
-        };
-        Ok(())
-    }
-}
-
-#[derive(Args)]
-struct RenderArgs {
-    /// A card URL path and query, e.g. '/og/product.png?title=Hello'.
-    url: String,
-    /// Where to write the image.
-    #[arg(short, long)]
-    output: PathBuf,
-    #[command(flatten)]
-    renderer: RendererArgs,
-}
-
+use imgate_origin::cli::{
+    BackfillArgs, Cli, Command, DoctorArgs, GcArgs, RenderArgs, RendererArgs, ServeArgs, SignArgs,
+    WarmArgs,
+};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     logs::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args).await,
@@ -278,7 +34,40 @@ async fn main() -> anyhow::Result<()> {
         Command::Sign(args) => sign(args),
         Command::Gc(args) => gc(args).await,
         Command::Doctor(args) => doctor(args).await,
+        Command::Settings => {
+            print!("{}", settings::table(&Cli::command()));
+            Ok(())
+        }
     }
+}
+
+/// The command line, with a settings file's values (if one is named) as
+/// defaults. Every problem in the file is printed before exiting with 2, like
+/// a bad flag.
+fn parse_cli() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = Cli::command();
+    if let Some(path) = settings::config_path(&args, std::env::var_os(settings::CONFIG_ENV)) {
+        let problems = match std::fs::read_to_string(&path) {
+            Err(e) => vec![format!("cannot read {}: {e}", path.display())],
+            Ok(text) => match settings::with_file(cmd.clone(), &path, &text) {
+                Ok(with_file) => {
+                    cmd = with_file;
+                    Vec::new()
+                }
+                Err(problems) => problems,
+            },
+        };
+        if !problems.is_empty() {
+            eprintln!("imgate-origin: bad settings file:");
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            std::process::exit(2);
+        }
+    }
+    let matches = cmd.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
