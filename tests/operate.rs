@@ -21,6 +21,7 @@ pub const TRIALS: &[(&str, Test)] = &[
         metrics_move,
     ),
     ("a_request_id_reaches_the_edge_and_origin_logs", request_ids),
+    ("serve_reports_every_bad_setting_at_once", bad_settings),
 ];
 
 /// Runs `imgate-origin {args}` with the stack's store, keys and `stdin`: whether
@@ -342,4 +343,57 @@ fn wait_for_line(path: &std::path::Path, needles: &[&str]) -> anyhow::Result<Str
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Bad settings stop `serve` before Chromium or the store is touched, each
+/// named; from the environment and from a settings file alike.
+fn bad_settings(w: &World) -> anyhow::Result<()> {
+    let program = imgate_devstack::sibling_bin_dir()?.join("imgate-origin");
+    let run = |env: &[(&str, &str)], args: &[&str]| -> anyhow::Result<(i32, String)> {
+        let out = std::process::Command::new(&program)
+            .args(args)
+            .env_remove("IMGATE_CONFIG")
+            .env("RUST_BACKTRACE", "0")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (code, stderr) = run(
+        &[
+            ("IMGATE_EDGE_TOKEN", "short"),
+            ("IMGATE_PRESETS", "small:0x0:cover:80"),
+            ("IMGATE_SIGNING_KEYS", "no-colon"),
+            ("IMGATE_TEMPLATES", "/nonexistent"),
+        ],
+        &["serve", "--listen", "127.0.0.1:0"],
+    )?;
+    ensure!(code == 1, "exit {code}: {stderr}");
+    for setting in [
+        "IMGATE_EDGE_TOKEN",
+        "IMGATE_PRESETS",
+        "IMGATE_SIGNING_KEYS",
+        "IMGATE_TEMPLATES",
+    ] {
+        ensure!(stderr.contains(setting), "{setting} not named:\n{stderr}");
+    }
+    ensure!(
+        !stderr.contains("no-colon"),
+        "a secret was printed:\n{stderr}"
+    );
+
+    let file = w.logs.join("bad.toml");
+    std::fs::write(
+        &file,
+        "render_pages = \"many\"\nbukcet = \"x\"\nedge_token = \"0123456789abcdef-secret\"\n",
+    )?;
+    let (code, stderr) = run(&[], &["serve", "--config", &file.display().to_string()])?;
+    ensure!(code == 2, "exit {code}: {stderr}");
+    ensure!(stderr.contains("`render_pages` = \"many\""), "{stderr}");
+    ensure!(stderr.contains("unknown setting `bukcet`"), "{stderr}");
+    ensure!(!stderr.contains("0123456789abcdef-secret"), "{stderr}");
+    Ok(())
 }

@@ -238,19 +238,39 @@ pub struct PhotoArgs {
 
 impl PhotoArgs {
     /// Configures the photo pipeline.
-    pub fn apply(&self, photos: &mut Photos) -> anyhow::Result<()> {
-        photos.presets =
-            Presets::parse(&self.presets).map_err(|e| anyhow::anyhow!("IMGATE_PRESETS: {e}"))?;
+    /// Every problem found, one message each.
+    pub fn apply(&self, photos: &mut Photos) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        match Presets::parse(&self.presets) {
+            Ok(presets) => photos.presets = presets,
+            Err(e) => problems.push(format!("IMGATE_PRESETS: {e}")),
+        }
         photos.limits = SourceLimits {
             max_bytes: self.max_source_bytes,
             max_pixels: self.max_source_pixels,
         };
-        photos.links = Links {
-            public_url: self.public_url.clone().filter(|url| !url.is_empty()),
-            keyring: Keyring::parse(&self.signing_keys)
-                .map_err(|e| anyhow::anyhow!("IMGATE_SIGNING_KEYS: {e}"))?,
-        };
-        Ok(())
+        let public_url = self.public_url.clone().filter(|url| !url.is_empty());
+        if let Some(url) = &public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push(format!(
+                "IMGATE_PUBLIC_URL: {url:?} is not an http:// or https:// URL"
+            ));
+        }
+        match Keyring::parse(&self.signing_keys) {
+            Ok(keyring) => {
+                photos.links = Links {
+                    public_url,
+                    keyring,
+                }
+            }
+            Err(e) => problems.push(format!("IMGATE_SIGNING_KEYS: {e}")),
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 

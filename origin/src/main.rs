@@ -209,7 +209,9 @@ async fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
         store: args.store.connect().await,
         metrics: Default::default(),
     });
-    args.photos.apply(&mut photos)?;
+    args.photos
+        .apply(&mut photos)
+        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     // Drawn on a terminal only; logs and CI output get the summary.
     let progress = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
@@ -228,30 +230,39 @@ async fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.edge_token.len() >= 16,
-        "IMGATE_EDGE_TOKEN must be at least 16 characters"
-    );
+    // Every bad setting is reported at once, before Chromium starts.
+    let mut problems = Vec::new();
+    if args.edge_token.len() < 16 {
+        problems.push("IMGATE_EDGE_TOKEN must be at least 16 characters".to_string());
+    }
     let uploads = Uploads::new(
         &args.api_keys,
         args.photos.max_source_bytes as u64,
         Duration::from_secs(args.upload_expiry_secs),
     )
-    .map_err(|e| anyhow::anyhow!("IMGATE_API_KEYS: {e}"))?;
-    // Configuration errors are reported before Chromium starts.
+    .map_err(|e| problems.push(format!("IMGATE_API_KEYS: {e}")));
     let metrics = Arc::new(Metrics::default());
     let mut photos = Photos::new(Images {
         store: args.store.connect().await.counted(metrics.store.clone()),
         metrics: metrics.clone(),
     });
-    args.photos.apply(&mut photos)?;
+    if let Err(more) = args.photos.apply(&mut photos) {
+        problems.extend(more);
+    }
+    let templates = Templates::load(&args.renderer.templates)
+        .map_err(|e| problems.push(format!("IMGATE_TEMPLATES: {e:#}")));
+    let (Ok(uploads), Ok(templates), true) = (uploads, templates, problems.is_empty()) else {
+        anyhow::bail!(
+            "the origin's settings are not usable:\n  - {}",
+            problems.join("\n  - ")
+        );
+    };
     let keyring = photos.links.keyring.clone();
     if keyring.is_empty() && args.allow_unsigned {
         tracing::warn!(
             "accepting unsigned URLs from anyone (IMGATE_ALLOW_UNSIGNED); never in production"
         );
     }
-    let templates = Templates::load(&args.renderer.templates)?;
     let mut options = renderer_options(&args.renderer, templates.allowed_hosts());
     options.metrics = metrics.renderer.clone();
     let renderer = Renderer::launch(options).await?;
