@@ -229,6 +229,31 @@ fn doctor(w: &World) -> anyhow::Result<()> {
         "{out}"
     );
     ensure!(!out.contains("lifecycle"), "{out}");
+
+    // The edge's configuration: spin.toml with the variables set here.
+    let manifest = imgate_devstack::source_root().join("spin.toml");
+    let manifest = manifest.display().to_string();
+    let edge_check = ["doctor", "--edge-manifest", &manifest];
+    let (ok, out) = run_origin(w, &edge_check, "")?;
+    ensure!(!ok && out.contains("✗ edge: "), "{out}");
+    ensure!(
+        out.contains("SPIN_VARIABLE_EDGE_TOKEN") && out.contains("fix: set what it names"),
+        "{out}"
+    );
+    let token = "t".repeat(32);
+    let (ok, out) = run_origin_with(
+        w,
+        &edge_check,
+        "",
+        &[
+            ("SPIN_VARIABLE_EDGE_TOKEN", &token),
+            ("SPIN_VARIABLE_STORE_ACCESS_KEY_ID", "AKID"),
+            ("SPIN_VARIABLE_STORE_SECRET_ACCESS_KEY", "secret"),
+            ("SPIN_VARIABLE_SIGNING_KEYS", &w.keys_spec),
+        ],
+    )?;
+    ensure!(ok && out.contains("✓ edge: "), "{out}");
+    ensure!(!out.contains(&token), "a secret was printed:\n{out}");
     Ok(())
 }
 

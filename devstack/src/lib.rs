@@ -1,6 +1,6 @@
 //! The whole of imgate on one machine: an S3-protocol server on loopback (in
 //! process), the origin and the edge host (child processes, the real binaries).
-//! `imgate-dev` runs it for people; the end-to-end tests run it for CI.
+//! `imgate-origin dev` runs it for people; the end-to-end tests run it for CI.
 
 mod process;
 pub mod s3;

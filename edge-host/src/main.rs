@@ -44,6 +44,11 @@ struct Args {
     /// store keeps them on disk too); without it they live in memory.
     #[arg(long, env = "IMGATE_EDGE_KV_DIR")]
     kv_dir: Option<PathBuf>,
+    /// Only check the manifest and its variables (defaults, SPIN_VARIABLE_*)
+    /// against what the edge requires, print each problem, and exit 1 if
+    /// there is any. Run it where you deploy from, with the same variables.
+    #[arg(long)]
+    check: bool,
 }
 
 fn humantime_secs(s: &str) -> Result<Duration, String> {
@@ -65,6 +70,18 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    if args.check {
+        let problems =
+            imgate_edge_host::check::problems(&args.manifest, |name| std::env::var(name).ok());
+        if problems.is_empty() {
+            println!("✓ {}: the edge would start", args.manifest.display());
+            return Ok(());
+        }
+        for problem in &problems {
+            println!("✗ {problem}");
+        }
+        std::process::exit(1);
+    }
 
     let app = App::load(&args.manifest, |name| std::env::var(name).ok())?;
     tracing::info!(

@@ -36,6 +36,12 @@ pub struct Cli {
 pub enum Command {
     /// Serve the edge's render requests, /healthz and /metrics.
     Serve(ServeArgs),
+    /// Run all of imgate on this machine: an S3-protocol store on loopback,
+    /// this origin (headless Chromium) and the edge component in its wasmtime
+    /// host (needs imgate-edge-host built next to this binary and the edge
+    /// built by scripts/build-edge; scripts/dev does both).
+    #[cfg(feature = "dev")]
+    Dev(crate::dev::DevArgs),
     /// Render one card URL to a file, without storing it (for working on templates).
     Render(RenderArgs),
     /// Make the renditions and manifest of every original already in the
@@ -63,6 +69,10 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct DoctorArgs {
+    /// Also check the edge's configuration: this Spin manifest with the
+    /// SPIN_VARIABLE_* set here (runs imgate-edge-host --check).
+    #[arg(long, value_name = "SPIN_TOML")]
+    pub edge_manifest: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]

@@ -238,3 +238,49 @@ pub async fn cors(store: &Store) -> Check {
         ),
     }
 }
+
+/// The edge's configuration as `spin.toml` and the `SPIN_VARIABLE_*` here
+/// resolve it, checked by `imgate-edge-host --check` (the edge's own rules;
+/// the origin does not link the edge host). `host` is that binary.
+pub fn edge(host: &std::path::Path, manifest: &std::path::Path) -> Check {
+    const NAME: &str = "edge";
+    let out = match std::process::Command::new(host)
+        .arg("--check")
+        .arg("--manifest")
+        .arg(manifest)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("cannot run {}: {e}", host.display()),
+                "build or install imgate-edge-host next to imgate-origin (cargo build --workspace)",
+            );
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        return Check::pass(
+            NAME,
+            format!(
+                "{} resolves and passes the edge's rules",
+                manifest.display()
+            ),
+        );
+    }
+    let problems: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("✗ "))
+        .collect();
+    Check::fail(
+        NAME,
+        if problems.is_empty() {
+            String::from_utf8_lossy(&out.stderr).trim().to_string()
+        } else {
+            problems.join("; ")
+        },
+        "set what it names: SPIN_VARIABLE_<NAME> here, `spin deploy --variable name=value` or the platform's variables in production (docs/DEPLOY.md)",
+    )
+}

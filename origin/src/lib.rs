@@ -6,6 +6,8 @@ pub mod backfill;
 pub mod cli;
 pub mod data;
 pub mod debug;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod doctor;
 pub mod encode;
 pub mod error;

@@ -28,6 +28,8 @@ async fn main() -> anyhow::Result<()> {
     logs::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => imgate_origin::dev::run(args).await,
         Command::Render(args) => render(args).await,
         Command::Backfill(args) => backfill(args).await,
         Command::Warm(args) => warm(args).await,
@@ -105,6 +107,10 @@ async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
     if reachable_ok {
         report(doctor::lifecycle(&store).await);
         report(doctor::cors(&store).await);
+    }
+    if let Some(manifest) = &args.edge_manifest {
+        let host = std::env::current_exe()?.with_file_name("imgate-edge-host");
+        report(doctor::edge(&host, manifest));
     }
     let failed = checks.iter().filter(|c| c.failed()).count();
     if failed > 0 {

@@ -1,8 +1,9 @@
-//! `imgate-dev`: imgate on this machine in one command.
+//! `imgate-origin dev`: imgate on this machine in one command — an S3-protocol
+//! store on loopback, this origin and the edge component in its wasmtime host.
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::Args;
 use imgate_contract::{Keyring, Signable, route};
 use imgate_devstack::{Stack, StackOptions, sibling_bin_dir};
 
@@ -10,24 +11,23 @@ const SAMPLE_URL: &str = "/og/product.png?title=Hello%20from%20imgate&subtitle=C
 
 /// Run imgate locally: an S3-protocol store on loopback, the origin (with
 /// headless Chromium) and the edge component in its wasmtime host.
-#[derive(Parser)]
-#[command(version, about)]
-struct Args {
+#[derive(Args)]
+pub struct DevArgs {
     /// The imgate checkout (spin.toml, templates/, target/edge/).
     #[arg(long, default_value = ".")]
-    root: PathBuf,
+    pub root: PathBuf,
     /// Public port: the edge, where image URLs point.
     #[arg(long, default_value_t = 8080)]
-    port: u16,
+    pub port: u16,
     /// The origin's port (internal; /healthz and /metrics are handy).
     #[arg(long, default_value_t = 8081)]
-    origin_port: u16,
+    pub origin_port: u16,
     /// The local store's port.
     #[arg(long, default_value_t = 9000)]
-    s3_port: u16,
+    pub s3_port: u16,
     /// Where the store keeps images (default: <root>/.imgate/s3).
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Require signed URLs with these keys (id:secret,...). Unset: unsigned URLs
     /// are accepted, which is for development only.
     #[arg(
@@ -36,19 +36,10 @@ struct Args {
         hide_env_values = true,
         default_value = ""
     )]
-    signing_keys: String,
+    pub signing_keys: String,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let args = Args::parse();
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let root = std::fs::canonicalize(&args.root)?;
     let mut opts = StackOptions::new(&root, sibling_bin_dir()?);
     opts.edge_port = args.port;
