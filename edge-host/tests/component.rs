@@ -83,3 +83,55 @@ fn every_variable_the_edge_reads_is_declared_in_spin_toml() {
     want.sort();
     assert_eq!(have, want);
 }
+
+/// What Spin reads from the manifest matches what the edge does: one catch-all
+/// route, outbound calls only to the two URLs it sends to, the templates
+/// mounted where `templates_dir` says, and every credential marked secret.
+#[test]
+fn spin_toml_routes_outbound_files_and_secrets_match_the_edge() {
+    let manifest: toml::Table = std::fs::read_to_string(root().join("spin.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let triggers = manifest["trigger"]["http"].as_array().unwrap();
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(triggers[0]["route"].as_str(), Some("/..."));
+    assert_eq!(triggers[0]["component"].as_str(), Some("edge"));
+    let edge = manifest["component"]["edge"].as_table().unwrap();
+    let outbound: Vec<&str> = edge["allowed_outbound_hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(outbound, ["{{ store_endpoint }}", "{{ origin_url }}"]);
+    let files = edge["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["source"].as_str(), Some("templates"));
+    let destination = files[0]["destination"].as_str().unwrap();
+    assert_eq!(
+        edge["variables"]["templates_dir"].as_str(),
+        Some(destination),
+        "the edge reads templates where they are mounted"
+    );
+    let app_vars = manifest["variables"].as_table().unwrap();
+    for secret in [
+        "store_access_key_id",
+        "store_secret_access_key",
+        "edge_token",
+        "signing_keys",
+    ] {
+        assert_eq!(
+            app_vars[secret].get("secret").and_then(|s| s.as_bool()),
+            Some(true),
+            "{secret} must be secret"
+        );
+    }
+    for required in ["store_access_key_id", "store_secret_access_key", "edge_token"] {
+        assert_eq!(
+            app_vars[required].get("required").and_then(|s| s.as_bool()),
+            Some(true),
+            "{required} has no safe default"
+        );
+    }
+}
