@@ -522,6 +522,14 @@ fn health_endpoints_answer(w: &World) -> anyhow::Result<()> {
         let json: serde_json::Value = serde_json::from_slice(&body)?;
         ensure!(json["status"] == "ok", "{base}/healthz: {json}");
     }
+    // The container's HEALTHCHECK: `imgate-origin healthcheck` against the
+    // running origin passes, and against a closed port fails.
+    let origin = w.stack.origin_url.trim_start_matches("http://");
+    let (ok, out) = operate::run_origin(w, &["healthcheck", "--listen", origin], "")?;
+    ensure!(ok && out.contains(r#"{"status":"ok"}"#), "{out}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let (ok, _) = operate::run_origin(w, &["healthcheck", "--listen", &closed.to_string()], "")?;
+    ensure!(!ok, "a closed port is unhealthy");
     Ok(())
 }
 

@@ -127,7 +127,11 @@ fn spin_toml_routes_outbound_files_and_secrets_match_the_edge() {
             "{secret} must be secret"
         );
     }
-    for required in ["store_access_key_id", "store_secret_access_key", "edge_token"] {
+    for required in [
+        "store_access_key_id",
+        "store_secret_access_key",
+        "edge_token",
+    ] {
         assert_eq!(
             app_vars[required].get("required").and_then(|s| s.as_bool()),
             Some(true),

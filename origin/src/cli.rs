@@ -62,6 +62,9 @@ pub enum Command {
     /// the bucket (put/head/get/delete of a probe), its lifecycle and CORS
     /// rules. One ✓/✗ line each, with the fix for each ✗; exits 1 on any ✗.
     Doctor(DoctorArgs),
+    /// Exit 0 if the origin serving on this machine answers /healthz with 200
+    /// (the container's HEALTHCHECK; no curl needed in the image).
+    Healthcheck(HealthcheckArgs),
     /// Print every setting (environment variable, settings-file key, flag,
     /// default, the commands that read it) as a Markdown table.
     Settings,
@@ -293,4 +296,14 @@ pub struct RenderArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub renderer: RendererArgs,
+}
+
+#[derive(Args)]
+pub struct HealthcheckArgs {
+    /// The address `serve` listens on; an unspecified IP (0.0.0.0) means loopback.
+    #[arg(long, env = "IMGATE_ORIGIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Longest the check may take, in seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
 }

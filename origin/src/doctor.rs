@@ -76,7 +76,10 @@ pub async fn chromium(options: RendererOptions, templates: &Templates) -> Check 
             return Check::fail(
                 NAME,
                 format!("cannot start: {e:#}"),
-                "install it (apt-get install chromium fonts-noto-core fonts-noto-color-emoji) or point IMGATE_CHROMIUM at the executable",
+                format!(
+                    "install it (apt-get install {}) or point IMGATE_CHROMIUM at the executable",
+                    crate::runtime_packages().join(" ")
+                ),
             );
         }
     };

@@ -27,3 +27,13 @@ pub mod store;
 pub mod templates;
 pub mod uploads;
 pub mod warm;
+
+/// The Debian packages the origin needs at run time (Chromium, fonts), from
+/// the one list the container image and CI install.
+pub fn runtime_packages() -> Vec<&'static str> {
+    include_str!("../runtime-packages.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}

@@ -19,8 +19,8 @@ use imgate_origin::uploads::Uploads;
 use imgate_origin::{logs, settings};
 
 use imgate_origin::cli::{
-    BackfillArgs, Cli, Command, DoctorArgs, GcArgs, RenderArgs, RendererArgs, ServeArgs, SignArgs,
-    WarmArgs,
+    BackfillArgs, Cli, Command, DoctorArgs, GcArgs, HealthcheckArgs, RenderArgs, RendererArgs,
+    ServeArgs, SignArgs, WarmArgs,
 };
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sign(args) => sign(args),
         Command::Gc(args) => gc(args).await,
         Command::Doctor(args) => doctor(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
         Command::Settings => {
             print!("{}", settings::table(&Cli::command()));
             Ok(())
@@ -70,6 +71,26 @@ fn parse_cli() -> Cli {
     }
     let matches = cmd.get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/healthz");
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout_secs))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    anyhow::ensure!(status == 200, "{url} answered {status}: {body}");
+    println!("{url}: {body}");
+    Ok(())
 }
 
 async fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
