@@ -33,6 +33,9 @@ pub mod headers {
     /// Objects never change once written: a new design bumps the template revision
     /// and a new record bumps `v`, both of which change the object key.
     pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+    /// An image made while the store failed: served, but soon asked for
+    /// again, so it is stored once the store is back.
+    pub const NOT_KEPT: &str = "public, max-age=60";
     /// Errors must never be cached by a CDN or browser.
     pub const NO_STORE: &str = "no-store";
     /// The header carrying the edge's credential to the origin's internal routes.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER, VARY,
+    CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, VARY,
 };
 use imgate_contract::{ErrorBody, headers, request_id};
 use spin_sdk::http::{EmptyBody, FullBody, IntoResponse, Request, send};
@@ -14,7 +14,7 @@ use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 use crate::access::{AccessLine, access_line};
 use crate::config::{Mode, VARIABLES};
 use crate::index::Slot;
-use crate::plan::{StoreMethod, Target, error_cache_control, presign};
+use crate::plan::{StoreMethod, Target, presign};
 use crate::{EdgeConfig, Plan, plan};
 
 type Answer = Result<Response, ErrorCode>;
@@ -145,20 +145,20 @@ async fn serve(config: &EdgeConfig, target: Target, id: &str) -> Answer {
     match send(render).await {
         Ok(mut made) if made.status() == 200 => {
             image_headers(made.headers_mut(), &target, "miss", id);
-            // Now known present: a redirect-mode edge on the same store skips its lookup.
-            if let Some(index) = Index::open(config, &target).await {
+            // Now known present (unless the origin could not store it): a
+            // redirect-mode edge on the same store skips its lookup.
+            let kept = made.headers().get(CACHE_CONTROL)
+                == Some(&HeaderValue::from_static(headers::IMMUTABLE));
+            if kept && let Some(index) = Index::open(config, &target).await {
                 index.record().await;
             }
             made.into_response()
         }
         Ok(mut failed) => {
-            let retry_after = failed
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok());
-            let cache = error_cache_control(failed.status().as_u16(), retry_after);
+            // Never cached, a 503's Retry-After included: the next try of the
+            // same URL must reach an origin that may have room again.
             let answered = failed.headers_mut();
-            answered.insert(CACHE_CONTROL, HeaderValue::from_str(&cache).expect("ASCII"));
+            answered.insert(CACHE_CONTROL, HeaderValue::from_static(headers::NO_STORE));
             answered.insert(request_id::HEADER, id_value(id));
             failed.into_response()
         }
@@ -331,7 +331,11 @@ fn image_headers(headers: &mut HeaderMap, target: &Target, cache_status: &'stati
         CONTENT_TYPE,
         HeaderValue::from_static(target.format.content_type()),
     );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(headers::IMMUTABLE));
+    // The store's objects and the origin's answers say how long they may be
+    // cached (an image the origin could not store says briefly).
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(headers::IMMUTABLE));
+    }
     headers.insert(
         headers::CACHE_STATUS,
         HeaderValue::from_static(cache_status),

@@ -137,20 +137,6 @@ pub fn presign(config: &EdgeConfig, method: StoreMethod, key: &ObjectKey, now: u
     signer.presign(method, key.as_str(), now, PRESIGN_TTL.as_secs())
 }
 
-/// Longest a 503 from a shedding origin may be cached, in seconds.
-const MAX_SHED_CACHE_SECS: u64 = 30;
-
-/// `Cache-Control` for an error the origin answered. Errors are never cached,
-/// except a 503 with `Retry-After` from an origin shedding load: a CDN may hold
-/// that briefly, so a stampede does not all reach the origin.
-pub fn error_cache_control(status: u16, retry_after: Option<&str>) -> String {
-    let seconds = retry_after.and_then(|v| v.trim().parse::<u64>().ok());
-    match (status, seconds) {
-        (503, Some(seconds)) => format!("public, max-age={}", seconds.min(MAX_SHED_CACHE_SECS)),
-        _ => imgate_contract::headers::NO_STORE.to_string(),
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMethod {
     Get,
@@ -334,19 +320,6 @@ mod tests {
             let body: ErrorBody = serde_json::from_str(&body).unwrap();
             assert_eq!(body.error.code, *want_code);
         }
-    }
-
-    #[test]
-    fn only_a_shedding_origin_is_cached_and_briefly() {
-        assert_eq!(error_cache_control(503, Some("5")), "public, max-age=5");
-        assert_eq!(error_cache_control(503, Some("3600")), "public, max-age=30");
-        assert_eq!(error_cache_control(503, None), "no-store");
-        assert_eq!(
-            error_cache_control(503, Some("Wed, 21 Oct 2026 07:28:00 GMT")),
-            "no-store"
-        );
-        assert_eq!(error_cache_control(502, Some("5")), "no-store");
-        assert_eq!(error_cache_control(404, None), "no-store");
     }
 
     #[test]

@@ -70,6 +70,7 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
     let renderer = Renderer::launch(RendererOptions {
         executable: None,
         pages: *CONCURRENCY.iter().max().expect("not empty"),
+        queue: 64,
         timeout: Duration::from_secs(30),
         allowed_hosts: Vec::new(),
         metrics: Default::default(),

@@ -156,6 +156,10 @@ pub struct RendererArgs {
     /// Pages rendering at once (default: one per CPU core).
     #[arg(long, env = "IMGATE_RENDER_PAGES")]
     pub render_pages: Option<usize>,
+    /// Renders that may wait for a page (default: 16 per page); more are
+    /// refused at once with 503 and Retry-After rather than left waiting.
+    #[arg(long, env = "IMGATE_RENDER_QUEUE")]
+    pub render_queue: Option<usize>,
     /// Extra Chromium flags, space-separated (e.g. "force-color-profile=srgb").
     #[arg(long, env = "IMGATE_CHROMIUM_FLAGS", value_delimiter = ' ')]
     pub chromium_flags: Vec<String>,

@@ -16,6 +16,8 @@ pub enum OriginError {
     RenderTimeout(u64),
     #[error("the renderer is restarting; retry in a second")]
     RendererRestarting,
+    #[error("the renderer is at capacity; retry in a second")]
+    RendererBusy,
     #[error("the image store failed: {0}")]
     Store(String),
     #[error("the data source has no such record")]
@@ -47,7 +49,7 @@ pub enum OriginError {
 impl OriginError {
     /// Seconds a client should wait before retrying, for errors that pass.
     pub fn retry_after(&self) -> Option<u64> {
-        matches!(self, Self::RendererRestarting).then_some(1)
+        matches!(self, Self::RendererRestarting | Self::RendererBusy).then_some(1)
     }
 
     pub fn status(&self) -> u16 {
@@ -56,7 +58,7 @@ impl OriginError {
             Self::Unauthorized => 401,
             Self::Render(_) => 502,
             Self::RenderTimeout(_) => 504,
-            Self::RendererRestarting => 503,
+            Self::RendererRestarting | Self::RendererBusy => 503,
             Self::Store(_) => 502,
             Self::RecordNotFound => 404,
             Self::DataSource(_) | Self::BadRecord(_) => 502,
@@ -79,6 +81,7 @@ impl OriginError {
             Self::Render(_) => ErrorBody::new("render-failed", self.to_string()),
             Self::RenderTimeout(_) => ErrorBody::new("render-timeout", self.to_string()),
             Self::RendererRestarting => ErrorBody::new("renderer-restarting", self.to_string()),
+            Self::RendererBusy => ErrorBody::new("renderer-busy", self.to_string()),
             Self::Store(_) => ErrorBody::new("store-failed", self.to_string()),
             Self::RecordNotFound => ErrorBody::new("record-not-found", self.to_string()),
             Self::DataSource(_) => ErrorBody::new("data-source-failed", self.to_string()),

@@ -17,6 +17,10 @@ pub struct Image {
     pub bytes: Bytes,
     /// The store's ETag for the object, when the store said it.
     pub etag: Option<String>,
+    /// Whether the store holds it. An image made while the store failed is
+    /// still served, but only briefly cacheable, so the next request after
+    /// the store is back stores it.
+    pub kept: bool,
 }
 
 /// Our own images are small; anything bigger in their place is not ours.
@@ -29,19 +33,30 @@ pub struct Images {
 }
 
 impl Images {
+    /// Images in `store`, whose calls are counted in `metrics` too.
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store: store.counted(metrics.store.clone()),
+            metrics,
+        }
+    }
+
     /// The image already stored at `key`, if any: another origin, or an earlier
-    /// request, may have stored it since the edge looked.
+    /// request, may have stored it since the edge looked. A store that cannot
+    /// be read counts as "not there": making the image beats failing.
     pub async fn stored(
         &self,
         key: &ObjectKey,
         format: ImageFormat,
     ) -> Result<Option<Image>, OriginError> {
-        match self
-            .store
-            .get(key, MAX_STORED_IMAGE_BYTES)
-            .await
-            .map_err(OriginError::Store)?
-        {
+        let fetched = match self.store.get(key, MAX_STORED_IMAGE_BYTES).await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                tracing::warn!(%key, "store unreadable, making the image without it: {e}");
+                return Ok(None);
+            }
+        };
+        match fetched {
             Fetched::Found { bytes, etag } => {
                 self.metrics.image(ImageOutcome::ServedFromStore);
                 Ok(Some(Image {
@@ -49,6 +64,7 @@ impl Images {
                     format,
                     bytes,
                     etag,
+                    kept: true,
                 }))
             }
             Fetched::Missing => Ok(None),
@@ -87,5 +103,31 @@ impl Images {
                 None
             }
         })
+    }
+
+    /// Stores a freshly made image and returns it, stored or not: a failing
+    /// store is logged and counted, and the image is served anyway.
+    pub async fn keep(
+        &self,
+        key: ObjectKey,
+        format: ImageFormat,
+        bytes: Bytes,
+        metadata: Vec<(&'static str, String)>,
+    ) -> Image {
+        let (etag, kept) = match self.put(&key, format, bytes.clone(), metadata).await {
+            Ok(etag) => (etag, true),
+            Err(e) => {
+                tracing::error!(%key, "store refused the image; serving it uncached: {e}");
+                self.metrics.image(ImageOutcome::NotStored);
+                (None, false)
+            }
+        };
+        Image {
+            key,
+            format,
+            bytes,
+            etag,
+            kept,
+        }
     }
 }

@@ -232,10 +232,7 @@ async fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.unwrap_or(cores),
         retry_refused: args.retry_refused,
     };
-    let mut photos = Photos::new(Images {
-        store: args.store.connect().await,
-        metrics: Default::default(),
-    });
+    let mut photos = Photos::new(Images::new(args.store.connect().await, Default::default()));
     args.photos
         .apply(&mut photos)
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
@@ -269,10 +266,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| problems.push(format!("IMGATE_API_KEYS: {e}")));
     let metrics = Arc::new(Metrics::default());
-    let mut photos = Photos::new(Images {
-        store: args.store.connect().await.counted(metrics.store.clone()),
-        metrics: metrics.clone(),
-    });
+    let mut photos = Photos::new(Images::new(args.store.connect().await, metrics.clone()));
     if let Err(more) = args.photos.apply(&mut photos) {
         problems.extend(more);
     }
@@ -360,6 +354,9 @@ fn renderer_options(args: &RendererArgs, allowed_hosts: Vec<String>) -> Renderer
     RendererOptions {
         executable: args.chromium.clone(),
         pages: args.render_pages.unwrap_or(cores),
+        queue: args
+            .render_queue
+            .unwrap_or(16 * args.render_pages.unwrap_or(cores)),
         timeout: Duration::from_secs(args.render_timeout_secs),
         allowed_hosts,
         extra_flags: args.chromium_flags.clone(),

@@ -46,6 +46,8 @@ pub enum ImageOutcome {
     AlreadyThere,
     /// Found in the store: another origin or an earlier request made it.
     ServedFromStore,
+    /// Made, but the store refused it: served anyway, briefly cacheable.
+    NotStored,
 }
 
 impl ImageOutcome {
@@ -54,6 +56,7 @@ impl ImageOutcome {
             Self::Stored => "stored",
             Self::AlreadyThere => "already_there",
             Self::ServedFromStore => "served_from_store",
+            Self::NotStored => "not_stored",
         }
     }
 }

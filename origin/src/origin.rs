@@ -159,18 +159,13 @@ impl Origin {
         if let Some(id) = &card.record {
             metadata.push(("record", id.clone()));
         }
-        let etag = self
+        let image = self
             .photos
             .images
-            .put(&key, card.format, bytes.clone(), metadata)
-            .await?;
-        tracing::info!(%key, render_ms, bytes = bytes.len(), stored = etag.is_some(), "card made");
-        Ok(Image {
-            key,
-            format: card.format,
-            bytes,
-            etag,
-        })
+            .keep(key, card.format, bytes, metadata)
+            .await;
+        tracing::info!(key = %image.key, render_ms, bytes = image.bytes.len(), stored = image.kept, "card made");
+        Ok(image)
     }
 }
 

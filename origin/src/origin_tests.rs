@@ -79,21 +79,34 @@ async fn origin(source: &str, data: &tempfile::TempDir) -> (Origin, S3Server) {
         "<h1>{{ name }}</h1><p>{{ price }}</p>",
     )
     .unwrap();
-    let templates = Templates::load(&data.path().join("templates")).unwrap();
     let credentials = StoreCredentials::generate().unwrap();
     let s3 = S3Server::start(&data.path().join("s3"), "cards", 0, credentials.clone())
         .await
         .unwrap();
+    (assemble(data, &s3.url, &credentials).await, s3)
+}
+
+/// An origin with the templates under `data` and a store at `endpoint`.
+async fn assemble(
+    data: &tempfile::TempDir,
+    endpoint: &str,
+    credentials: &StoreCredentials,
+) -> Origin {
+    let templates = Templates::load(&data.path().join("templates")).unwrap();
     let store = Store::connect(
         "cards".into(),
         "us-east-1".into(),
-        Some(s3.url.clone()),
-        Some((credentials.access_key, credentials.secret_key)),
+        Some(endpoint.to_string()),
+        Some((
+            credentials.access_key.clone(),
+            credentials.secret_key.clone(),
+        )),
     )
     .await;
     let renderer = Renderer::launch(RendererOptions {
         executable: None,
         pages: 1,
+        queue: 16,
         timeout: Duration::from_secs(20),
         allowed_hosts: Vec::new(),
         extra_flags: Vec::new(),
@@ -102,18 +115,72 @@ async fn origin(source: &str, data: &tempfile::TempDir) -> (Origin, S3Server) {
     .await
     .unwrap();
     let sources = DataSources::new(Duration::from_secs(2)).unwrap();
-    (
-        Origin::new(
-            templates,
-            renderer,
-            crate::photos::Photos::new(crate::images::Images {
-                store,
-                metrics: Default::default(),
-            }),
-            sources,
-        ),
-        s3,
+    Origin::new(
+        templates,
+        renderer,
+        crate::photos::Photos::new(crate::images::Images::new(store, Default::default())),
+        sources,
     )
+}
+
+/// With the store down, a card is still made and served, marked not kept
+/// (briefly cacheable) and counted; once the store is back, the next request
+/// stores it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_outage_serves_cards_uncached_and_stores_them_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("templates/plain");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("template.toml"),
+        "revision = 1\n[params.title]\nrequired = true\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("card.html"), "<h1>{{ title }}</h1>").unwrap();
+    // A port nothing listens on yet: the store is down from the start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let credentials = StoreCredentials::generate().unwrap();
+    let origin = assemble(&dir, &format!("http://127.0.0.1:{port}"), &credentials).await;
+
+    let started = std::time::Instant::now();
+    let made = origin.card("/og/plain.png", "title=Outage").await.unwrap();
+    assert!(!made.kept);
+    assert!(made.bytes.starts_with(b"\x89PNG"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let text = origin.metrics().encode();
+    assert!(
+        text.contains("imgate_images_total{outcome=\"not_stored\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("imgate_store_errors_total{op=\"put\"} 1\n"),
+        "{text}"
+    );
+
+    let _s3 = S3Server::start(&dir.path().join("s3"), "cards", port, credentials)
+        .await
+        .unwrap();
+    let stored = origin.card("/og/plain.png", "title=Outage").await.unwrap();
+    assert!(stored.kept);
+    assert_eq!(stored.key, made.key);
+    assert!(
+        origin
+            .photos
+            .images
+            .store
+            .exists(&stored.key)
+            .await
+            .unwrap()
+    );
+    origin.renderer.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -115,17 +115,9 @@ impl Photos {
         };
         self.metrics().rendition(Outcome::Ok);
         let metadata = metadata(&preset, &request.source, source_etag.as_deref());
-        let etag = self
-            .images
-            .put(&key, format, bytes.clone(), metadata)
-            .await?;
-        tracing::info!(%key, make_ms = started.elapsed().as_millis() as u64, bytes = bytes.len(), "rendition made");
-        Ok(Image {
-            key,
-            format,
-            bytes,
-            etag,
-        })
+        let image = self.images.keep(key, format, bytes, metadata).await;
+        tracing::info!(key = %image.key, make_ms = started.elapsed().as_millis() as u64, bytes = image.bytes.len(), stored = image.kept, "rendition made");
+        Ok(image)
     }
 
     /// The original's bytes and ETag, within the byte limit.

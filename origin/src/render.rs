@@ -61,6 +61,9 @@ pub struct RendererOptions {
     pub executable: Option<PathBuf>,
     /// Pages rendering at once.
     pub pages: usize,
+    /// Renders that may wait for a page; beyond them a render is refused at
+    /// once (503 `renderer-busy`) instead of queueing past its timeout.
+    pub queue: usize,
     /// Longest one render may take.
     pub timeout: Duration,
     /// Every host any template allows (`Templates::allowed_hosts`). Chromium
@@ -78,6 +81,8 @@ pub struct Renderer {
     browser: RwLock<Arc<BrowserSlot>>,
     idle: StdMutex<Vec<PooledPage>>,
     permits: Semaphore,
+    /// Rendering or waiting: `pages + queue` at most.
+    admitted: Semaphore,
     died: Arc<Notify>,
     closing: Arc<AtomicBool>,
     generation: AtomicU64,
@@ -132,6 +137,7 @@ impl Renderer {
         tracing::info!(chromium = %first.version, executable = %executable.display(), pages = options.pages, "renderer ready");
         let renderer = Arc::new(Self {
             permits: Semaphore::new(options.pages.max(1)),
+            admitted: Semaphore::new(options.pages.max(1) + options.queue),
             options,
             executable,
             browser: RwLock::new(Arc::new(first)),
@@ -159,6 +165,9 @@ impl Renderer {
         page: &CardPage,
         format: ImageFormat,
     ) -> Result<Vec<u8>, OriginError> {
+        let Ok(_admitted) = self.admitted.try_acquire() else {
+            return Err(OriginError::RendererBusy);
+        };
         let queued = Level::raise(&self.options.metrics.queued);
         let permit = self.permits.acquire().await.expect("never closed");
         drop(queued);

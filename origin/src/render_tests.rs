@@ -17,6 +17,7 @@ async fn renderer(timeout: Duration) -> Arc<Renderer> {
     Renderer::launch(RendererOptions {
         executable: None,
         pages: 2,
+        queue: 16,
         timeout,
         allowed_hosts: vec!["images.example.com".into()],
         extra_flags: Vec::new(),
@@ -428,6 +429,7 @@ async fn pages_render_concurrently() {
     let r = Renderer::launch(RendererOptions {
         executable: None,
         pages: 4,
+        queue: 16,
         timeout: Duration::from_secs(15),
         allowed_hosts: Vec::new(),
         extra_flags: Vec::new(),
@@ -449,5 +451,61 @@ async fn pages_render_concurrently() {
         let png = render.await.unwrap().expect("concurrent render");
         assert_eq!(decode(&png, ImageFormat::Png).dimensions(), (1200, 630));
     }
+    r.shutdown().await;
+}
+
+/// More renders than pages and queue together: the excess is refused at once
+/// with a retryable 503, the admitted ones finish, and the renderer serves the
+/// next request normally.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_refuses_the_excess_at_once() {
+    let r = Renderer::launch(RendererOptions {
+        executable: None,
+        pages: 1,
+        queue: 1,
+        timeout: Duration::from_secs(10),
+        allowed_hosts: Vec::new(),
+        extra_flags: Vec::new(),
+        metrics: Default::default(),
+    })
+    .await
+    .unwrap();
+    let (_dir, t) = templates(&[(
+        "slow",
+        "revision = 1\njavascript = true\n",
+        "<html><body><h1>slow</h1><script>const end = Date.now() + 1500; while (Date.now() < end) {}</script></body></html>",
+    )]);
+    let page = t.page("slow", &params(&[])).unwrap();
+    let started = std::time::Instant::now();
+    let timed = |n: usize| {
+        let (r, page) = (r.clone(), &page);
+        async move {
+            let result = r.screenshot(page, ImageFormat::Jpeg).await;
+            (n, result, started.elapsed())
+        }
+    };
+    // Polled in order: the first takes the page, the second the one queue
+    // place, the last two find no room.
+    let outcomes = futures::future::join_all((0..4).map(timed)).await;
+    for (n, result, took) in &outcomes {
+        match n {
+            0 | 1 => assert!(result.is_ok(), "render {n}: {result:?}"),
+            _ => {
+                let err = result.as_ref().unwrap_err();
+                assert!(
+                    matches!(err, OriginError::RendererBusy),
+                    "render {n}: {err:?}"
+                );
+                assert_eq!((err.status(), err.retry_after()), (503, Some(1)));
+                assert!(*took < Duration::from_millis(500), "refused after {took:?}");
+            }
+        }
+    }
+    let slowest = outcomes.iter().map(|(_, _, took)| *took).max().unwrap();
+    assert!(slowest >= Duration::from_millis(1500), "{slowest:?}");
+    // Room again once they are done.
+    r.screenshot(&page, ImageFormat::Jpeg).await.unwrap();
+    assert_eq!(r.options.metrics.queued.get(), 0);
+    assert_eq!(r.options.metrics.busy.get(), 0);
     r.shutdown().await;
 }

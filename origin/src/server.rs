@@ -220,7 +220,14 @@ impl Server {
             Ok(image) => {
                 let mut response = Response::builder()
                     .header("content-type", image.format.content_type())
-                    .header("cache-control", headers::IMMUTABLE)
+                    .header(
+                        "cache-control",
+                        if image.kept {
+                            headers::IMMUTABLE
+                        } else {
+                            headers::NOT_KEPT
+                        },
+                    )
                     .header("x-imgate-key", image.key.as_str());
                 // The same validator the store gives on a hit, so a revalidation matches.
                 if let Some(etag) = image.etag.filter(|e| HeaderValue::from_str(e).is_ok()) {

@@ -48,8 +48,16 @@ impl Store {
                 tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        // A slow or unreachable store must not hold a request past the edge's
+        // patience: every call is bounded.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .operation_attempt_timeout(std::time::Duration::from_secs(15))
+            .operation_timeout(std::time::Duration::from_secs(30))
+            .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
+            .timeout_config(timeouts)
             .http_client(http);
         if let Some(endpoint) = &endpoint {
             loader = loader.endpoint_url(endpoint);
