@@ -14,6 +14,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
 mod edge_modes;
+mod faults;
 mod nextjs;
 mod operate;
 mod uploads;
@@ -47,10 +48,6 @@ const TRIALS: &[(&str, Test)] = &[
     (
         "equivalent_urls_share_one_image",
         equivalent_urls_share_one_image,
-    ),
-    (
-        "concurrent_misses_render_once",
-        concurrent_misses_render_once,
     ),
     ("bad_input_gets_json_4xx_never_5xx", bad_input_gets_json_4xx),
     (
@@ -89,6 +86,7 @@ fn main() {
         .chain(uploads::TRIALS)
         .chain(nextjs::TRIALS)
         .chain(operate::TRIALS)
+        .chain(faults::TRIALS)
         .map(|&(name, test)| {
             let (world, runtime) = (world.clone(), runtime.clone());
             Trial::test(name, move || {
@@ -370,35 +368,6 @@ fn equivalent_urls_share_one_image(w: &World) -> anyhow::Result<()> {
     ensure!(header(&headers, "x-imgate-cache") == "hit");
     ensure!(first == second);
     ensure!(w.renders()? == renders);
-    Ok(())
-}
-
-fn concurrent_misses_render_once(w: &World) -> anyhow::Result<()> {
-    let url = w.signed("/og/product.png?title=Everyone%20at%20once");
-    let renders = w.renders()?;
-    let bodies = block(async {
-        let requests = (0..4).map(|_| {
-            let (http, url) = (w.http.clone(), url.clone());
-            tokio::spawn(async move {
-                let response = http.get(&url).send().await?;
-                anyhow::ensure!(response.status() == 200, "status {}", response.status());
-                Ok(response.bytes().await?.to_vec())
-            })
-        });
-        let mut bodies = Vec::new();
-        for r in requests.collect::<Vec<_>>() {
-            bodies.push(r.await??);
-        }
-        Ok(bodies)
-    })?;
-    ensure!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "all callers get the same image"
-    );
-    ensure!(
-        w.renders()? == renders + 1.0,
-        "four concurrent misses, one render"
-    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use imgate_contract::ErrorBody;
+use tokio::sync::Semaphore;
 use wasmtime_wasi_http::handler::ProxyHandler;
 
 use imgate_edge_host::manifest::App;
@@ -113,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
     println!("imgate-edge-host listening on http://{addr}");
 
     let next_request = AtomicU64::new(0);
+    let in_flight = Arc::new(Semaphore::new(imgate_edge_host::runtime::MAX_IN_FLIGHT));
+    let request_timeout = args.request_timeout;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -128,14 +132,18 @@ async fn main() -> anyhow::Result<()> {
         };
         // Without this a small response can sit ~40 ms in Nagle's buffer.
         stream.set_nodelay(true)?;
-        let handler = handler.clone();
+        let (handler, in_flight) = (handler.clone(), in_flight.clone());
         let first_id = next_request.fetch_add(1 << 20, Ordering::Relaxed);
         tokio::spawn(async move {
             let ids = AtomicU64::new(first_id);
             let service = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
+                let (handler, in_flight) = (handler.clone(), in_flight.clone());
                 let id = ids.fetch_add(1, Ordering::Relaxed);
-                async move { Ok::<_, Infallible>(serve_one(&handler, id, req).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        serve_one(&handler, &in_flight, request_timeout, id, req).await,
+                    )
+                }
             });
             if let Err(e) = http1::Builder::new()
                 .keep_alive(true)
@@ -153,30 +161,45 @@ async fn main() -> anyhow::Result<()> {
 
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
+/// A JSON error the host answers itself, never cached.
+fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<Body> {
+    let mut response = hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store");
+    if status == 503 {
+        response = response.header("retry-after", "1");
+    }
+    response
+        .body(
+            Full::new(Bytes::from(ErrorBody::new(code, message).to_json()))
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        )
+        .expect("static response")
+}
+
 async fn serve_one(
     handler: &ProxyHandler<Edge>,
+    in_flight: &Semaphore,
+    wait: Duration,
     id: u64,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<Body> {
     let started = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // Each request in flight may hold an instance slot: past the pool's size a
+    // request waits for a slot (as a Spin host queues) instead of failing.
+    let Ok(Ok(_slot)) = tokio::time::timeout(wait, in_flight.acquire()).await else {
+        tracing::warn!(%method, %path, "no instance free within {wait:?}");
+        return host_error(503, "edge-busy", "the edge is at capacity; retry shortly");
+    };
     let req = req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
     let response = match handler.handle(id, req).await {
         Ok(response) => response,
         Err(e) => {
             tracing::error!(%method, %path, "edge component failed: {e:?}");
-            let body =
-                ErrorBody::new("edge-failed", "the edge failed to handle this request").to_json();
-            hyper::Response::builder()
-                .status(500)
-                .header("content-type", "application/json")
-                .header("cache-control", "no-store")
-                .body(
-                    Full::new(Bytes::from(body))
-                        .map_err(|e| match e {})
-                        .boxed_unsync(),
-                )
-                .expect("static response")
+            host_error(500, "edge-failed", "the edge failed to handle this request")
         }
     };
     // The component logs each request itself (as it does on Spin); this line

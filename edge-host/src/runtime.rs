@@ -39,9 +39,12 @@ pub(crate) mod bindings {
 }
 use bindings::spin::variables::variables as spin_variables;
 
-/// Instance slots kept ready. Each instance serves up to 16 requests at once,
-/// so this bounds a host at ~2,000 concurrent requests.
+/// Instance slots kept ready. Instances are not always shared by concurrent
+/// requests, so a request may need a slot of its own.
 const POOLED_INSTANCES: u32 = 128;
+/// Requests the host lets in at once (one instance slot each at worst); more
+/// wait for one to finish.
+pub const MAX_IN_FLIGHT: usize = POOLED_INSTANCES as usize;
 /// Largest linear memory one instance may grow: the edge needs a few MiB.
 const MAX_MEMORY_BYTES: usize = 256 << 20;
 

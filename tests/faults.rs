@@ -1,0 +1,63 @@
+//! Load and faults against the running stack (issue 9's suite, growing):
+//! what a crowd or a broken dependency does to the gateway.
+
+use anyhow::ensure;
+
+use super::{Test, World, block};
+
+pub const TRIALS: &[(&str, Test)] =
+    &[("a_thundering_herd_renders_and_stores_once", thundering_herd)];
+
+/// 200 concurrent requests for one new card through the edge: every one gets
+/// 200 with the same bytes, and the origin rendered once and wrote once.
+fn thundering_herd(w: &World) -> anyhow::Result<()> {
+    const CROWD: usize = 200;
+    let url = w.signed(&format!(
+        "/og/product.png?title=Everyone%20at%20once%20{}",
+        imgate_devstack::random_hex(4)?
+    ));
+    let before = w.scrape()?;
+    let bodies = block(async {
+        let requests: Vec<_> = (0..CROWD)
+            .map(|_| {
+                let (http, url) = (w.http.clone(), url.clone());
+                tokio::spawn(async move {
+                    let response = http.get(&url).send().await?;
+                    anyhow::ensure!(response.status() == 200, "status {}", response.status());
+                    Ok(response.bytes().await?)
+                })
+            })
+            .collect();
+        let mut bodies = Vec::with_capacity(CROWD);
+        for r in requests {
+            bodies.push(r.await??);
+        }
+        Ok(bodies)
+    })?;
+    ensure!(bodies.len() == CROWD);
+    ensure!(
+        bodies.windows(2).all(|pair| pair[0] == pair[1]),
+        "the crowd got different bytes"
+    );
+    let after = w.scrape()?;
+    let delta = |metric: &str, labels: &[(&str, &str)]| {
+        after.sum(metric, labels) - before.sum(metric, labels)
+    };
+    let renders = delta("imgate_renders_total", &[("template", "product")]);
+    ensure!(renders == 1.0, "{renders} renders");
+    let puts = delta("imgate_store_seconds", &[("op", "put")]);
+    ensure!(puts == 1.0, "{puts} PutObject calls");
+    // Whatever did not render either waited for the render or found it stored
+    // (the edge itself answers the latecomers from the store).
+    let answered = delta(
+        "imgate_http_requests_total",
+        &[("route", "card"), ("status", "200")],
+    );
+    let shared = delta("imgate_single_flight_joins_total", &[])
+        + delta("imgate_images_total", &[("outcome", "served_from_store")]);
+    ensure!(
+        shared == answered - 1.0,
+        "{answered} reached the origin, {shared} shared the render"
+    );
+    Ok(())
+}
