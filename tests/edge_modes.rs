@@ -34,7 +34,7 @@ pub const TRIALS: &[(&str, Test)] = &[
 
 impl World {
     /// A URL of any kind, signed with the stack's key, without the base.
-    fn sign_path(&self, path_and_query: &str) -> String {
+    pub(crate) fn sign_path(&self, path_and_query: &str) -> String {
         sign_with(&self.keys, path_and_query)
     }
 
@@ -80,7 +80,7 @@ impl World {
         })
     }
 
-    fn spawn_edge(
+    pub(crate) fn spawn_edge(
         &self,
         manifest: Option<&std::path::Path>,
         kv_dir: &std::path::Path,
@@ -101,7 +101,7 @@ fn sign_with(keys: &imgate_contract::Keyring, path_and_query: &str) -> String {
 }
 
 /// Stops an extra edge politely (dropping one on failure kills it).
-fn stop(edge: imgate_devstack::Child) {
+pub fn stop(edge: imgate_devstack::Child) {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(edge.stop()));
 }
 

@@ -5,8 +5,13 @@ use anyhow::ensure;
 
 use super::{Test, World, block};
 
-pub const TRIALS: &[(&str, Test)] =
-    &[("a_thundering_herd_renders_and_stores_once", thundering_herd)];
+pub const TRIALS: &[(&str, Test)] = &[
+    ("a_thundering_herd_renders_and_stores_once", thundering_herd),
+    (
+        "an_origin_that_is_down_is_a_quick_uncached_502",
+        origin_down,
+    ),
+];
 
 /// 200 concurrent requests for one new card through the edge: every one gets
 /// 200 with the same bytes, and the origin rendered once and wrote once.
@@ -59,5 +64,29 @@ fn thundering_herd(w: &World) -> anyhow::Result<()> {
         shared == answered - 1.0,
         "{answered} reached the origin, {shared} shared the render"
     );
+    Ok(())
+}
+
+/// An edge whose origin is down answers a miss with a JSON 502 that no cache
+/// keeps, at once rather than after a timeout.
+fn origin_down(w: &World) -> anyhow::Result<()> {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let origin = format!("http://{closed}");
+    let kv = tempfile::tempdir()?;
+    let edge = w.spawn_edge(None, kv.path(), &[("origin_url", &origin)])?;
+    let url = format!(
+        "{}{}",
+        edge.url,
+        w.sign_path("/og/basic.png?title=Nobody%20home")
+    );
+    let started = std::time::Instant::now();
+    let (status, got, body) = w.get_with(&url, &[])?;
+    let took = started.elapsed();
+    super::edge_modes::stop(edge);
+    ensure!(status == 502, "status {status}");
+    ensure!(super::edge_modes::error_code(&body) == "origin-unreachable");
+    ensure!(super::header(&got, "cache-control") == "no-store");
+    ensure!(!super::header(&got, "x-request-id").is_empty());
+    ensure!(took < std::time::Duration::from_secs(5), "took {took:?}");
     Ok(())
 }
