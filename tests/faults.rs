@@ -11,6 +11,10 @@ pub const TRIALS: &[(&str, Test)] = &[
         "an_origin_that_is_down_is_a_quick_uncached_502",
         origin_down,
     ),
+    (
+        "an_origin_that_never_answers_is_an_uncached_504_in_time",
+        origin_silent,
+    ),
 ];
 
 /// 200 concurrent requests for one new card through the edge: every one gets
@@ -88,5 +92,45 @@ fn origin_down(w: &World) -> anyhow::Result<()> {
     ensure!(super::header(&got, "cache-control") == "no-store");
     ensure!(!super::header(&got, "x-request-id").is_empty());
     ensure!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    Ok(())
+}
+
+/// An origin that accepts connections and never answers (a hung process):
+/// the edge gives up after `origin_timeout_secs` with a JSON 504, never cached.
+fn origin_silent(w: &World) -> anyhow::Result<()> {
+    let silent = block(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        Ok(addr)
+    })?;
+    let origin = format!("http://{silent}");
+    let kv = tempfile::tempdir()?;
+    let edge = w.spawn_edge(
+        None,
+        kv.path(),
+        &[("origin_url", &origin), ("origin_timeout_secs", "1")],
+    )?;
+    let url = format!(
+        "{}{}",
+        edge.url,
+        w.sign_path("/og/basic.png?title=Hung%20origin")
+    );
+    let started = std::time::Instant::now();
+    let (status, got, body) = w.get_with(&url, &[])?;
+    let took = started.elapsed();
+    super::edge_modes::stop(edge);
+    ensure!(status == 504, "status {status}");
+    ensure!(super::edge_modes::error_code(&body) == "origin-timeout");
+    ensure!(super::header(&got, "cache-control") == "no-store");
+    ensure!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(5),
+        "took {took:?}"
+    );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The Spin HTTP handler: performs the I/O that [`crate::plan`] decides on.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
@@ -9,7 +10,8 @@ use http::header::{
 use imgate_contract::{ErrorBody, headers, request_id};
 use spin_sdk::http::{EmptyBody, FullBody, IntoResponse, Request, send};
 use spin_sdk::key_value::Store;
-use spin_sdk::wasip3::http::types::{ErrorCode, Response};
+use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions, Response};
+use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
 
 use crate::access::{AccessLine, access_line};
 use crate::config::{Mode, VARIABLES};
@@ -18,6 +20,21 @@ use crate::plan::{StoreMethod, Target, presign};
 use crate::{EdgeConfig, Plan, plan};
 
 type Answer = Result<Response, ErrorCode>;
+
+/// Longest the store may take to start answering; a slow store is a miss.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest any connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Bounds an outbound request: connecting, then the first byte of the answer.
+fn timeouts(first_byte: Duration) -> RequestOptionsExtension {
+    let options = RequestOptions::new();
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    // A host that does not support a timeout says so; the request still goes.
+    let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
+    let _ = options.set_first_byte_timeout(Some(nanos(first_byte)));
+    RequestOptionsExtension(options)
+}
 
 /// Tells the caller what the known-present index said (redirect mode).
 const INDEX_STATUS: &str = "x-imgate-index";
@@ -120,6 +137,7 @@ async fn answer(config: &EdgeConfig, request: Request, id: &str) -> Answer {
 /// Serve mode: the stored object, or on a miss the origin's answer, streamed back.
 async fn serve(config: &EdgeConfig, target: Target, id: &str) -> Answer {
     let stored = http::Request::get(presign(config, StoreMethod::Get, &target.key, unix_now()))
+        .extension(timeouts(STORE_TIMEOUT))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(stored).await {
@@ -140,6 +158,7 @@ async fn serve(config: &EdgeConfig, target: Target, id: &str) -> Answer {
     let render = http::Request::get(format!("{}{}", config.origin_url, target.origin_path))
         .header(headers::EDGE_TOKEN, &config.edge_token)
         .header(request_id::HEADER, id)
+        .extension(timeouts(Duration::from_secs(config.origin_timeout_secs)))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     match send(render).await {
@@ -161,6 +180,14 @@ async fn serve(config: &EdgeConfig, target: Target, id: &str) -> Answer {
             answered.insert(CACHE_CONTROL, HeaderValue::from_static(headers::NO_STORE));
             answered.insert(request_id::HEADER, id_value(id));
             failed.into_response()
+        }
+        Err(e @ (ErrorCode::ConnectionReadTimeout | ErrorCode::ConnectionTimeout)) => {
+            eprintln!("imgate-edge: origin too slow for {}: {e:?}", target.key);
+            let body = ErrorBody::new(
+                "origin-timeout",
+                "the image took too long to make; retry shortly",
+            );
+            json(504, body.to_json(), id)
         }
         Err(e) => {
             eprintln!("imgate-edge: origin unreachable for {}: {e:?}", target.key);
@@ -189,6 +216,7 @@ async fn redirect(
         return redirect_to(302, &hit, target, config, "hit", id);
     }
     let head = http::Request::head(presign(config, StoreMethod::Head, &target.key, unix_now()))
+        .extension(timeouts(STORE_TIMEOUT))
         .body(EmptyBody::new())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
     // `None`: the store did not say; the origin can still answer, and the index

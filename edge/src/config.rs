@@ -53,6 +53,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "rendition presets, name:WIDTHxHEIGHT:cover|fit:quality,… (default: thumbnail, small, medium, large); the origin's IMGATE_PRESETS must match",
     ),
     (
+        "origin_timeout_secs",
+        "longest the origin may take to start answering a miss before the edge answers 504 (default 20)",
+    ),
+    (
         "access_log",
         "\"false\" stops the one JSON line per request (request id, status, cache hit/miss) on stderr",
     ),
@@ -76,6 +80,10 @@ pub enum Mode {
     },
 }
 
+/// Default for `origin_timeout_secs`: above the origin's render (10 s) and
+/// data-source (5 s) timeouts, below CloudFront's 30 s.
+pub const DEFAULT_ORIGIN_TIMEOUT_SECS: u64 = 20;
+
 /// Default for `index_ttl_secs`: an hour, far below any sensible lifecycle expiry.
 pub const DEFAULT_INDEX_TTL_SECS: u64 = 3600;
 
@@ -94,6 +102,8 @@ pub struct EdgeConfig {
     pub templates_dir: String,
     pub mode: Mode,
     pub index_ttl_secs: u64,
+    /// Longest the origin may take to start answering a miss; then 504.
+    pub origin_timeout_secs: u64,
     pub presets: Presets,
     /// One JSON line per request on stderr.
     pub access_log: bool,
@@ -162,15 +172,15 @@ impl EdgeConfig {
                 problems.push(format!("{name} must be an http:// or https:// URL"));
             }
         }
-        let index_ttl_secs = match get("index_ttl_secs").as_deref().map(str::trim) {
-            None | Some("") => DEFAULT_INDEX_TTL_SECS,
+        let mut seconds = |name: &str, default: u64| match get(name).as_deref().map(str::trim) {
+            None | Some("") => default,
             Some(n) => n.parse().unwrap_or_else(|_| {
-                problems.push(format!(
-                    "index_ttl_secs must be a number of seconds, not {n:?}"
-                ));
-                DEFAULT_INDEX_TTL_SECS
+                problems.push(format!("{name} must be a number of seconds, not {n:?}"));
+                default
             }),
         };
+        let index_ttl_secs = seconds("index_ttl_secs", DEFAULT_INDEX_TTL_SECS);
+        let origin_timeout_secs = seconds("origin_timeout_secs", DEFAULT_ORIGIN_TIMEOUT_SECS);
         let presets = Presets::parse(&get("presets").unwrap_or_default()).unwrap_or_else(|e| {
             problems.push(format!("presets: {e}"));
             Presets::default()
@@ -225,6 +235,7 @@ impl EdgeConfig {
             templates_dir,
             mode,
             index_ttl_secs,
+            origin_timeout_secs,
             presets,
             access_log,
         })
@@ -302,5 +313,22 @@ pub(crate) mod tests {
         for name in ["store_endpoint", "origin_url", "edge_token", "signing_keys"] {
             assert!(err.contains(name), "{name} missing from {err}");
         }
+        let v = vars(&[
+            ("origin_timeout_secs", "soon"),
+            ("index_ttl_secs", "-1"),
+            ("access_log", "maybe"),
+        ]);
+        let err = EdgeConfig::from_lookup(|n| v.get(n).cloned()).unwrap_err();
+        for problem in [
+            "origin_timeout_secs must be a number of seconds, not \"soon\"",
+            "index_ttl_secs must be a number of seconds, not \"-1\"",
+            "access_log must be true or false, not \"maybe\"",
+        ] {
+            assert!(err.contains(problem), "{problem:?} missing from {err}");
+        }
+        let v = vars(&[]);
+        let config = EdgeConfig::from_lookup(|n| v.get(n).cloned()).unwrap();
+        assert_eq!(config.origin_timeout_secs, DEFAULT_ORIGIN_TIMEOUT_SECS);
+        assert!(config.access_log);
     }
 }
