@@ -137,6 +137,17 @@ async fn templates(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> 
             });
         }
     });
+    // A card that takes half a second of CPU in the page: floods fill the queue.
+    let slow = templates.join("slow");
+    std::fs::create_dir_all(&slow)?;
+    std::fs::write(
+        slow.join("template.toml"),
+        "revision = 1\njavascript = true\n[params.n]\nrequired = true\nmax_chars = 8\n",
+    )?;
+    std::fs::write(
+        slow.join("card.html"),
+        "<body><h1>{{ n }}</h1><script>const end = Date.now() + 500; while (Date.now() < end) {}</script></body>",
+    )?;
     let listing = templates.join("listing");
     std::fs::create_dir_all(&listing)?;
     std::fs::write(

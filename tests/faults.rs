@@ -15,6 +15,10 @@ pub const TRIALS: &[(&str, Test)] = &[
         "an_origin_that_never_answers_is_an_uncached_504_in_time",
         origin_silent,
     ),
+    (
+        "a_flood_of_distinct_misses_is_shed_at_once_then_every_url_renders",
+        distinct_miss_flood,
+    ),
 ];
 
 /// 200 concurrent requests for one new card through the edge: every one gets
@@ -132,5 +136,79 @@ fn origin_silent(w: &World) -> anyhow::Result<()> {
         took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(5),
         "took {took:?}"
     );
+    Ok(())
+}
+
+/// More distinct new cards at once than the origin's pages and render queue
+/// hold: the excess is answered 503 + Retry-After, no-store, at once (not
+/// after a timeout); everything admitted renders; afterwards every URL renders.
+fn distinct_miss_flood(w: &World) -> anyhow::Result<()> {
+    const FLOOD: usize = 60;
+    let tag = imgate_devstack::random_hex(3)?;
+    let urls: Vec<String> = (0..FLOOD)
+        .map(|i| w.signed(&format!("/og/slow.png?n={tag}{i}")))
+        .collect();
+    let outcomes = block(async {
+        let requests: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                let (http, url) = (w.http.clone(), url.clone());
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let response = http.get(&url).send().await?;
+                    let took = started.elapsed();
+                    let headers = response.headers().clone();
+                    let status = response.status().as_u16();
+                    response.bytes().await?;
+                    Ok::<_, anyhow::Error>((status, headers, took))
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(FLOOD);
+        for r in requests {
+            outcomes.push(r.await??);
+        }
+        Ok(outcomes)
+    })?;
+    let mut shed = Vec::new();
+    for (i, (status, headers, took)) in outcomes.iter().enumerate() {
+        match status {
+            200 => {}
+            503 => {
+                ensure!(
+                    super::header(headers, "retry-after") == "1",
+                    "{i}: {headers:?}"
+                );
+                ensure!(super::header(headers, "cache-control") == "no-store", "{i}");
+                ensure!(
+                    *took < std::time::Duration::from_secs(2),
+                    "{i} shed after {took:?}"
+                );
+                shed.push(i);
+            }
+            other => anyhow::bail!("{i}: status {other}"),
+        }
+    }
+    ensure!(!shed.is_empty(), "the flood never filled the queue");
+    ensure!(shed.len() < FLOOD, "nothing was admitted");
+    // The flood is over: every URL it shed renders now (a few at a time).
+    for chunk in shed.chunks(4) {
+        block(async {
+            let requests: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    let (http, url) = (w.http.clone(), urls[i].clone());
+                    tokio::spawn(async move { http.get(&url).send().await?.error_for_status() })
+                })
+                .collect();
+            for r in requests {
+                r.await??;
+            }
+            Ok(())
+        })?;
+    }
+    let scrape = w.scrape()?;
+    ensure!(scrape.sum("imgate_render_queue", &[]) == 0.0);
+    ensure!(scrape.sum("imgate_render_pages_busy", &[]) == 0.0);
     Ok(())
 }

@@ -15,7 +15,9 @@ pub enum LogFormat {
 
 /// What is logged unless `RUST_LOG` says otherwise: our info, others' warnings
 /// (Chromium's CDP chatter, the AWS SDK and warp are noisy at info).
-const DEFAULT_FILTER: &str = "info,chromiumoxide=warn,aws=warn,warp=warn";
+/// warp's own request tracing is off: the origin logs each answer itself, and
+/// warp's calls a shed 503 an "internal error".
+const DEFAULT_FILTER: &str = "info,chromiumoxide=warn,aws=warn,warp=warn,warp::filters::trace=off";
 
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

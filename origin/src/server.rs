@@ -324,7 +324,10 @@ impl Server {
     }
 
     fn reject(&self, e: OriginError) -> Reply {
-        if e.status() >= 500 {
+        if e.retry_after().is_some() {
+            // Shedding load or restarting: expected under pressure, not a fault.
+            tracing::warn!(code = %e.body().error.code, "{e}");
+        } else if e.status() >= 500 {
             tracing::error!(code = %e.body().error.code, "{e}");
         } else {
             tracing::info!(code = %e.body().error.code, "refused: {e}");
