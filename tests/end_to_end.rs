@@ -175,6 +175,12 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs)?;
     opts.log_dir = Some(logs.clone());
+    // The same capacity on every machine, so the flood trial overflows it
+    // whatever the core count: 2 pages + 8 waiting.
+    opts.origin_env = vec![
+        ("IMGATE_RENDER_PAGES".into(), "2".into()),
+        ("IMGATE_RENDER_QUEUE".into(), "8".into()),
+    ];
     let stack = Stack::start(&opts).await?;
     let creds = aws_sdk_s3::config::Credentials::new(
         &stack.s3.credentials.access_key,

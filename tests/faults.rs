@@ -140,7 +140,7 @@ fn origin_silent(w: &World) -> anyhow::Result<()> {
 }
 
 /// More distinct new cards at once than the origin's pages and render queue
-/// hold: the excess is answered 503 + Retry-After, no-store, at once (not
+/// hold (the stack runs with 2 pages and 8 places): the excess is answered 503 + Retry-After, no-store, at once (not
 /// after a timeout); everything admitted renders; afterwards every URL renders.
 fn distinct_miss_flood(w: &World) -> anyhow::Result<()> {
     const FLOOD: usize = 60;

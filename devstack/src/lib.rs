@@ -37,6 +37,8 @@ pub struct StackOptions {
     pub edge_variables: Vec<(String, String)>,
     /// Also write each server's log to `{dir}/{origin,edge}.log`.
     pub log_dir: Option<PathBuf>,
+    /// More settings for the origin, e.g. `("IMGATE_RENDER_PAGES", "2")`.
+    pub origin_env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -56,6 +58,7 @@ impl StackOptions {
             templates: None,
             edge_variables: Vec::new(),
             log_dir: None,
+            origin_env: Vec::new(),
         }
     }
 }
@@ -143,42 +146,44 @@ impl Stack {
         let edge_token = random_hex(24)?;
         let api_key = random_hex(24)?;
 
+        let mut origin_env = vec![
+            (
+                "IMGATE_ORIGIN_LISTEN",
+                format!("127.0.0.1:{}", opts.origin_port),
+            ),
+            ("IMGATE_EDGE_TOKEN", edge_token.clone()),
+            ("IMGATE_API_KEYS", api_key.clone()),
+            // Manifests link to the edge, when its address is known up front.
+            (
+                "IMGATE_PUBLIC_URL",
+                if opts.edge_port == 0 {
+                    String::new()
+                } else {
+                    format!("http://127.0.0.1:{}", opts.edge_port)
+                },
+            ),
+            ("IMGATE_TEMPLATES", templates.display().to_string()),
+            ("IMGATE_BUCKET", opts.bucket.clone()),
+            ("IMGATE_S3_ENDPOINT", s3.url.clone()),
+            ("AWS_ACCESS_KEY_ID", credentials.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", credentials.secret_key.clone()),
+            // Never wander off to an instance-metadata endpoint on a laptop.
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            // Loopback only: the debug routes help work on templates.
+            ("IMGATE_DEBUG_ROUTES", "true".into()),
+            // The edge's redirect mode sends misses here, signed as the edge checks them.
+            ("IMGATE_SIGNING_KEYS", opts.signing_keys.clone()),
+            (
+                "IMGATE_ALLOW_UNSIGNED",
+                opts.signing_keys.is_empty().to_string(),
+            ),
+        ];
+        origin_env.extend(opts.origin_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let origin = Child::spawn(
             "origin",
             &opts.bin_dir.join("imgate-origin"),
             &["serve"],
-            &[
-                (
-                    "IMGATE_ORIGIN_LISTEN",
-                    format!("127.0.0.1:{}", opts.origin_port),
-                ),
-                ("IMGATE_EDGE_TOKEN", edge_token.clone()),
-                ("IMGATE_API_KEYS", api_key.clone()),
-                // Manifests link to the edge, when its address is known up front.
-                (
-                    "IMGATE_PUBLIC_URL",
-                    if opts.edge_port == 0 {
-                        String::new()
-                    } else {
-                        format!("http://127.0.0.1:{}", opts.edge_port)
-                    },
-                ),
-                ("IMGATE_TEMPLATES", templates.display().to_string()),
-                ("IMGATE_BUCKET", opts.bucket.clone()),
-                ("IMGATE_S3_ENDPOINT", s3.url.clone()),
-                ("AWS_ACCESS_KEY_ID", credentials.access_key.clone()),
-                ("AWS_SECRET_ACCESS_KEY", credentials.secret_key.clone()),
-                // Never wander off to an instance-metadata endpoint on a laptop.
-                ("AWS_EC2_METADATA_DISABLED", "true".into()),
-                // Loopback only: the debug routes help work on templates.
-                ("IMGATE_DEBUG_ROUTES", "true".into()),
-                // The edge's redirect mode sends misses here, signed as the edge checks them.
-                ("IMGATE_SIGNING_KEYS", opts.signing_keys.clone()),
-                (
-                    "IMGATE_ALLOW_UNSIGNED",
-                    opts.signing_keys.is_empty().to_string(),
-                ),
-            ],
+            &origin_env,
             "imgate-origin listening on ",
             opts.start_timeout,
             opts.log_dir
