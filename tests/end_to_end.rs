@@ -234,6 +234,30 @@ impl World {
         self.request("GET", url)
     }
 
+    /// GETs every URL at once; each answer, in order, with the time it took.
+    fn get_all(&self, urls: &[String]) -> anyhow::Result<Vec<(Answer, Duration)>> {
+        block(async {
+            let requests: Vec<_> = urls
+                .iter()
+                .map(|url| {
+                    let (http, url) = (self.http.clone(), url.clone());
+                    tokio::spawn(async move {
+                        let started = std::time::Instant::now();
+                        let response = http.get(&url).send().await?;
+                        let (status, headers) = (response.status(), response.headers().clone());
+                        let body = response.bytes().await?.to_vec();
+                        Ok::<_, anyhow::Error>(((status, headers, body), started.elapsed()))
+                    })
+                })
+                .collect();
+            let mut answers = Vec::with_capacity(urls.len());
+            for r in requests {
+                answers.push(r.await??);
+            }
+            Ok(answers)
+        })
+    }
+
     /// Sends a request and reads the whole answer.
     fn request(&self, method: &str, url: &str) -> anyhow::Result<Answer> {
         block(async {

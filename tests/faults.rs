@@ -30,32 +30,17 @@ fn thundering_herd(w: &World) -> anyhow::Result<()> {
         imgate_devstack::random_hex(4)?
     ));
     let before = w.scrape()?;
-    let bodies = block(async {
-        let requests: Vec<_> = (0..CROWD)
-            .map(|_| {
-                let (http, url) = (w.http.clone(), url.clone());
-                tokio::spawn(async move {
-                    let response = http.get(&url).send().await?;
-                    anyhow::ensure!(response.status() == 200, "status {}", response.status());
-                    Ok(response.bytes().await?)
-                })
-            })
-            .collect();
-        let mut bodies = Vec::with_capacity(CROWD);
-        for r in requests {
-            bodies.push(r.await??);
-        }
-        Ok(bodies)
-    })?;
-    ensure!(bodies.len() == CROWD);
+    let answers = w.get_all(&vec![url; CROWD])?;
+    ensure!(answers.len() == CROWD);
+    for ((status, _, _), _) in &answers {
+        ensure!(*status == 200, "status {status}");
+    }
     ensure!(
-        bodies.windows(2).all(|pair| pair[0] == pair[1]),
+        answers.windows(2).all(|pair| pair[0].0.2 == pair[1].0.2),
         "the crowd got different bytes"
     );
     let after = w.scrape()?;
-    let delta = |metric: &str, labels: &[(&str, &str)]| {
-        after.sum(metric, labels) - before.sum(metric, labels)
-    };
+    let delta = |metric: &str, labels: &[(&str, &str)]| after.increase(&before, metric, labels);
     let renders = delta("imgate_renders_total", &[("template", "product")]);
     ensure!(renders == 1.0, "{renders} renders");
     let puts = delta("imgate_store_seconds", &[("op", "put")]);
@@ -79,18 +64,11 @@ fn thundering_herd(w: &World) -> anyhow::Result<()> {
 /// keeps, at once rather than after a timeout.
 fn origin_down(w: &World) -> anyhow::Result<()> {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let origin = format!("http://{closed}");
-    let kv = tempfile::tempdir()?;
-    let edge = w.spawn_edge(None, kv.path(), &[("origin_url", &origin)])?;
-    let url = format!(
-        "{}{}",
-        edge.url,
-        w.sign_path("/og/basic.png?title=Nobody%20home")
-    );
-    let started = std::time::Instant::now();
-    let (status, got, body) = w.get_with(&url, &[])?;
-    let took = started.elapsed();
-    super::edge_modes::stop(edge);
+    let ((status, got, body), took) = miss_through(
+        w,
+        &[("origin_url", &format!("http://{closed}"))],
+        "/og/basic.png?title=Nobody%20home",
+    )?;
     ensure!(status == 502, "status {status}");
     ensure!(super::edge_modes::error_code(&body) == "origin-unreachable");
     ensure!(super::header(&got, "cache-control") == "no-store");
@@ -113,22 +91,14 @@ fn origin_silent(w: &World) -> anyhow::Result<()> {
         });
         Ok(addr)
     })?;
-    let origin = format!("http://{silent}");
-    let kv = tempfile::tempdir()?;
-    let edge = w.spawn_edge(
-        None,
-        kv.path(),
-        &[("origin_url", &origin), ("origin_timeout_secs", "1")],
+    let ((status, got, body), took) = miss_through(
+        w,
+        &[
+            ("origin_url", &format!("http://{silent}")),
+            ("origin_timeout_secs", "1"),
+        ],
+        "/og/basic.png?title=Hung%20origin",
     )?;
-    let url = format!(
-        "{}{}",
-        edge.url,
-        w.sign_path("/og/basic.png?title=Hung%20origin")
-    );
-    let started = std::time::Instant::now();
-    let (status, got, body) = w.get_with(&url, &[])?;
-    let took = started.elapsed();
-    super::edge_modes::stop(edge);
     ensure!(status == 504, "status {status}");
     ensure!(super::edge_modes::error_code(&body) == "origin-timeout");
     ensure!(super::header(&got, "cache-control") == "no-store");
@@ -140,39 +110,18 @@ fn origin_silent(w: &World) -> anyhow::Result<()> {
 }
 
 /// More distinct new cards at once than the origin's pages and render queue
-/// hold (the stack runs with 2 pages and 8 places): the excess is answered 503 + Retry-After, no-store, at once (not
-/// after a timeout); everything admitted renders; afterwards every URL renders.
+/// hold (the stack runs with 2 pages and 8 places): the excess is answered
+/// 503 + Retry-After, no-store, at once (not after a timeout); everything
+/// admitted renders; afterwards every URL renders.
 fn distinct_miss_flood(w: &World) -> anyhow::Result<()> {
     const FLOOD: usize = 60;
     let tag = imgate_devstack::random_hex(3)?;
     let urls: Vec<String> = (0..FLOOD)
         .map(|i| w.signed(&format!("/og/slow.png?n={tag}{i}")))
         .collect();
-    let outcomes = block(async {
-        let requests: Vec<_> = urls
-            .iter()
-            .map(|url| {
-                let (http, url) = (w.http.clone(), url.clone());
-                tokio::spawn(async move {
-                    let started = std::time::Instant::now();
-                    let response = http.get(&url).send().await?;
-                    let took = started.elapsed();
-                    let headers = response.headers().clone();
-                    let status = response.status().as_u16();
-                    response.bytes().await?;
-                    Ok::<_, anyhow::Error>((status, headers, took))
-                })
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(FLOOD);
-        for r in requests {
-            outcomes.push(r.await??);
-        }
-        Ok(outcomes)
-    })?;
     let mut shed = Vec::new();
-    for (i, (status, headers, took)) in outcomes.iter().enumerate() {
-        match status {
+    for (i, ((status, headers, _), took)) in w.get_all(&urls)?.iter().enumerate() {
+        match status.as_u16() {
             200 => {}
             503 => {
                 ensure!(
@@ -193,22 +142,30 @@ fn distinct_miss_flood(w: &World) -> anyhow::Result<()> {
     ensure!(shed.len() < FLOOD, "nothing was admitted");
     // The flood is over: every URL it shed renders now (a few at a time).
     for chunk in shed.chunks(4) {
-        block(async {
-            let requests: Vec<_> = chunk
-                .iter()
-                .map(|&i| {
-                    let (http, url) = (w.http.clone(), urls[i].clone());
-                    tokio::spawn(async move { http.get(&url).send().await?.error_for_status() })
-                })
-                .collect();
-            for r in requests {
-                r.await??;
-            }
-            Ok(())
-        })?;
+        let again: Vec<String> = chunk.iter().map(|&i| urls[i].clone()).collect();
+        for ((status, _, _), _) in w.get_all(&again)? {
+            ensure!(status == 200, "status {status} after the flood");
+        }
     }
     let scrape = w.scrape()?;
     ensure!(scrape.sum("imgate_render_queue", &[]) == 0.0);
     ensure!(scrape.sum("imgate_render_pages_busy", &[]) == 0.0);
     Ok(())
+}
+
+/// A new card's URL asked of an edge of its own, started with `variables`
+/// (the origin to use), which is stopped again: the answer and its time.
+fn miss_through(
+    w: &World,
+    variables: &[(&str, &str)],
+    path_and_query: &str,
+) -> anyhow::Result<(super::Answer, std::time::Duration)> {
+    let kv = tempfile::tempdir()?;
+    let edge = w.spawn_edge(None, kv.path(), variables)?;
+    let url = format!("{}{}", edge.url, w.sign_path(path_and_query));
+    let started = std::time::Instant::now();
+    let answer = w.get_with(&url, &[]);
+    let took = started.elapsed();
+    super::edge_modes::stop(edge);
+    Ok((answer?, took))
 }

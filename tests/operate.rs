@@ -266,22 +266,11 @@ fn metrics_move(w: &World) -> anyhow::Result<()> {
         imgate_devstack::random_hex(4)?
     ));
     let before = w.scrape()?;
-    block(async {
-        let requests: Vec<_> = (0..8)
-            .map(|_| {
-                let (http, url) = (w.http.clone(), url.clone());
-                tokio::spawn(async move { http.get(&url).send().await?.error_for_status() })
-            })
-            .collect();
-        for r in requests {
-            r.await??;
-        }
-        Ok(())
-    })?;
+    for ((status, _, _), _) in w.get_all(&vec![url; 8])? {
+        ensure!(status == 200, "status {status}");
+    }
     let after = w.scrape()?;
-    let delta = |metric: &str, labels: &[(&str, &str)]| {
-        after.sum(metric, labels) - before.sum(metric, labels)
-    };
+    let delta = |metric: &str, labels: &[(&str, &str)]| after.increase(&before, metric, labels);
     let renders = delta(
         "imgate_renders_total",
         &[("template", "basic"), ("outcome", "ok")],

@@ -36,6 +36,11 @@ impl Scrape {
             .sum()
     }
 
+    /// How much `metric` (over `labels`, as [`Scrape::sum`]) grew since `before`.
+    pub fn increase(&self, before: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+        self.sum(metric, labels) - before.sum(metric, labels)
+    }
+
     /// Whether the scrape has any sample of `metric`.
     pub fn has(&self, metric: &str) -> bool {
         self.0.samples.iter().any(|s| s.metric == metric)
