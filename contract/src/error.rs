@@ -16,6 +16,10 @@ pub enum ContractError {
     BadPath(String),
     #[error("query string is longer than {max} bytes")]
     QueryTooLong { max: usize },
+    #[error(
+        "the parameters are longer than {max} bytes once percent-encoded (each non-ASCII byte takes 3)"
+    )]
+    CanonicalQueryTooLong { max: usize },
     #[error("more than {max} query parameters")]
     TooManyParams { max: usize },
     #[error("parameter {0:?} is not valid percent-encoded UTF-8")]
@@ -65,7 +69,7 @@ impl ContractError {
             Self::MethodNotAllowed(_) => "method-not-allowed",
             Self::PathTooLong { .. } => "path-too-long",
             Self::BadPath(_) => "bad-path",
-            Self::QueryTooLong { .. } => "query-too-long",
+            Self::QueryTooLong { .. } | Self::CanonicalQueryTooLong { .. } => "query-too-long",
             Self::TooManyParams { .. } => "too-many-params",
             Self::BadEncoding(_) => "bad-encoding",
             Self::DuplicateParam(_) => "duplicate-param",
@@ -94,7 +98,7 @@ impl ContractError {
             | Self::NoDataSource(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::PathTooLong { .. } => 414,
-            Self::QueryTooLong { .. } => 414,
+            Self::QueryTooLong { .. } | Self::CanonicalQueryTooLong { .. } => 414,
             Self::MissingSignature | Self::BadSignature | Self::UnknownKey(_) => 403,
             _ => 400,
         }

@@ -10,6 +10,8 @@
 
 pub mod error;
 pub mod format;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub mod key;
 pub mod limits;
 pub mod query;

@@ -5,6 +5,15 @@
 pub const MAX_PATH_LEN: usize = 512;
 /// Longest raw query string accepted, in bytes (before decoding).
 pub const MAX_QUERY_LEN: usize = 4096;
+/// Longest canonical identity query, in bytes: what `MAX_QUERY_LEN` leaves
+/// once `&k=…&s=…` is appended, so the canonical, signed URL of any request
+/// accepted is itself accepted (percent-encoding can triple a value's length).
+pub const MAX_CANONICAL_QUERY_LEN: usize =
+    MAX_QUERY_LEN - ("&k=&s=".len() + MAX_KEY_ID_LEN + MAX_SIGNATURE_LEN);
+/// Longest signing key id (`k`), in bytes.
+pub const MAX_KEY_ID_LEN: usize = 32;
+/// Longest signature (`s`): an HMAC-SHA256 is 43 base64url characters.
+pub const MAX_SIGNATURE_LEN: usize = 64;
 /// Most query parameters in one URL, reserved ones included.
 pub const MAX_PARAMS: usize = 32;
 /// Longest parameter name, in bytes.

@@ -84,7 +84,27 @@ impl Query {
             if slot.is_some() {
                 return Err(ContractError::DuplicateParam(name));
             }
+            // Key ids and signatures are plain tokens: checked here, they can
+            // never make the canonical URL longer than what was accepted.
+            let max = if name == KEY_ID_PARAM {
+                limits::MAX_KEY_ID_LEN
+            } else {
+                limits::MAX_SIGNATURE_LEN
+            };
+            if !is_token(&value, max) {
+                return Err(if name == KEY_ID_PARAM {
+                    ContractError::UnknownKey(value.chars().take(32).collect())
+                } else {
+                    ContractError::BadSignature
+                });
+            }
             *slot = Some(value);
+        }
+        // Bounded: at most three times the raw query.
+        if query.canonical().len() > limits::MAX_CANONICAL_QUERY_LEN {
+            return Err(ContractError::CanonicalQueryTooLong {
+                max: limits::MAX_CANONICAL_QUERY_LEN,
+            });
         }
         Ok(query)
     }
@@ -107,6 +127,14 @@ pub fn encode_params(params: &BTreeMap<String, String>) -> String {
         out.extend(utf8_percent_encode(value, ESCAPED));
     }
     out
+}
+
+/// 1 to `max` of `A-Z a-z 0-9 - _`: key ids and base64url signatures.
+pub(crate) fn is_token(value: &str, max: usize) -> bool {
+    (1..=max).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn decode(raw: &str) -> Result<String, ContractError> {
@@ -176,6 +204,34 @@ mod tests {
         assert!(matches!(
             Query::parse(&long),
             Err(ContractError::QueryTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn whatever_is_accepted_stays_acceptable_once_encoded_and_signed() {
+        // 1,400 raw backslashes are 4,200 bytes once escaped.
+        let raw = format!("a={}", "\\".repeat(1400));
+        assert!(raw.len() < limits::MAX_QUERY_LEN);
+        assert!(matches!(
+            Query::parse(&raw),
+            Err(ContractError::CanonicalQueryTooLong { .. })
+        ));
+        let longest = format!("a={}", "x".repeat(limits::MAX_CANONICAL_QUERY_LEN - 2));
+        let q = Query::parse(&longest).unwrap();
+        let signed = format!(
+            "{}&k={}&s={}",
+            q.canonical(),
+            "k".repeat(limits::MAX_KEY_ID_LEN),
+            "s".repeat(limits::MAX_SIGNATURE_LEN)
+        );
+        assert_eq!(Query::parse(&signed).unwrap().params, q.params);
+        assert!(matches!(
+            Query::parse("a=1&s=not%20base64"),
+            Err(ContractError::BadSignature)
+        ));
+        assert!(matches!(
+            Query::parse(&format!("a=1&k={}", "k".repeat(33))),
+            Err(ContractError::UnknownKey(_))
         ));
     }
 

@@ -36,13 +36,10 @@ impl Keyring {
             let (id, secret) = entry
                 .split_once(':')
                 .ok_or("signing keys are written id:secret, separated by commas")?;
-            if id.is_empty()
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if !crate::query::is_token(id, crate::limits::MAX_KEY_ID_LEN) {
                 return Err(format!(
-                    "signing key id {id:?} must be letters, digits, '-' or '_'"
+                    "signing key id {id:?} must be 1-{} letters, digits, '-' or '_'",
+                    crate::limits::MAX_KEY_ID_LEN
                 ));
             }
             if secret.len() < MIN_SECRET_LEN {

@@ -19,7 +19,6 @@ pub mod metrics;
 pub mod origin;
 pub mod photos;
 pub mod render;
-pub mod rendition;
 pub mod server;
 pub mod settings;
 pub mod singleflight;
@@ -27,6 +26,10 @@ pub mod store;
 pub mod templates;
 pub mod uploads;
 pub mod warm;
+
+/// The rendition engine (its own crate, so it can be fuzzed and benchmarked
+/// without the browser and the AWS SDK).
+pub use imgate_rendition as rendition;
 
 /// The Debian packages the origin needs at run time (Chromium, fonts), from
 /// the one list the container image and CI install.

@@ -1,9 +1,9 @@
 //! Renditions of uploaded photos: check the source before decoding it, decode,
 //! turn it upright, resize to the preset, encode.
 //!
-//! Built on photon-rs first; the benchmark against libvips (`benches/renditions.rs`)
-//! showed its resize was 885 of 2,042 ms for the four presets (image 0.24's f32
-//! kernels from RGBA copies), so resizing is fast_image_resize's (SIMD, RGB or
+//! Built on photon-rs first; the benchmark against libvips
+//! (`origin/benches/renditions.rs`) showed its resize was 885 of 2,042 ms for
+//! the four presets (image 0.24's f32 kernels from RGBA copies), so resizing is fast_image_resize's (SIMD, RGB or
 //! premultiplied RGBA, crop folded into the resize) and JPEG is jpeg-encoder's
 //! with its SIMD paths; with that, photon-rs had nothing left to do.
 //!
@@ -21,6 +21,9 @@ use image::{
     Limits as DecodeLimits,
 };
 use imgate_contract::{ImageFormat, Preset, rendition::Fit};
+
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 
 /// What a source may be. Checked before any pixel is decoded.
 #[derive(Debug, Clone, Copy)]
@@ -312,5 +315,4 @@ fn flatten_on_white(rgba: &image::RgbaImage) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[path = "rendition_tests.rs"]
 mod tests;

@@ -1,0 +1,61 @@
+//! What must hold for any uploaded file, however hostile: the checks the fuzz
+//! target `source` runs (`fuzz/`), and that `cargo test` replays over the kept
+//! corpus (`fuzz/corpus/source/`), so a crash once found stays fixed.
+//!
+//! Compiled only for tests and under cargo-fuzz (`--cfg fuzzing`).
+
+use imgate_contract::{ImageFormat, Presets};
+
+use crate::{Codec, Original, SourceLimits, sniff};
+
+/// Small enough that one input takes milliseconds; the checks before decoding
+/// are what is under test, not the size of the defaults.
+const LIMITS: SourceLimits = SourceLimits {
+    max_bytes: 1 << 20,
+    max_pixels: 1 << 20,
+};
+
+/// Sniffs, checks and decodes `data` as an upload; if it is accepted, makes a
+/// small rendition of it. Panics (which the fuzzer reports) when a property fails.
+pub fn source(data: &[u8]) {
+    let sniffed = sniff(data);
+    let Ok(original) = Original::decode(data, LIMITS) else {
+        return;
+    };
+    assert!(sniffed.is_ok(), "decoded what sniffing refused");
+    let (width, height) = original.dimensions();
+    assert!(
+        u64::from(width) * u64::from(height) <= LIMITS.max_pixels,
+        "decoded {width}×{height} past the pixel limit"
+    );
+    let presets = Presets::parse("fuzz:48x32:cover:70,fuzzfit:40x40:fit:70").expect("presets");
+    let format = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp][data.len() % 3];
+    for preset in presets.iter() {
+        let out = original
+            .render(preset, format)
+            .unwrap_or_else(|e| panic!("{width}×{height} decoded but did not render: {e}"));
+        assert!(out.width <= preset.width && out.height <= preset.height);
+        let codec = match format {
+            ImageFormat::Jpeg => Codec::Jpeg,
+            ImageFormat::Png => Codec::Png,
+            ImageFormat::Webp => Codec::WebP,
+        };
+        assert_eq!(sniff(&out.bytes).ok(), Some(codec));
+    }
+}
+
+#[cfg(test)]
+mod corpus {
+    /// Every input the fuzzer kept, and every crash it ever found, still passes.
+    #[test]
+    fn the_fuzz_corpus_replays_clean() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/source");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/source") {
+            let path = entry.expect("corpus entry").path();
+            super::source(&std::fs::read(&path).expect("corpus file"));
+            n += 1;
+        }
+        assert!(n > 0, "{} is empty", dir.display());
+    }
+}
