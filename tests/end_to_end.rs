@@ -148,6 +148,17 @@ async fn templates(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> 
         slow.join("card.html"),
         "<body><h1>{{ n }}</h1><script>const end = Date.now() + 500; while (Date.now() < end) {}</script></body>",
     )?;
+    // A card whose script never ends: a render is in flight until its timeout.
+    let stuck = templates.join("stuck");
+    std::fs::create_dir_all(&stuck)?;
+    std::fs::write(
+        stuck.join("template.toml"),
+        "revision = 1\njavascript = true\n[params.n]\nrequired = true\nmax_chars = 8\n",
+    )?;
+    std::fs::write(
+        stuck.join("card.html"),
+        "<body><h1>{{ n }}</h1><script>while (true) {}</script></body>",
+    )?;
     let listing = templates.join("listing");
     std::fs::create_dir_all(&listing)?;
     std::fs::write(

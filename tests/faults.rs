@@ -1,7 +1,10 @@
 //! Load and faults against the running stack (issue 9's suite, growing):
 //! what a crowd or a broken dependency does to the gateway.
 
-use anyhow::ensure;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use imgate_tests::{Process, Processes};
 
 use super::{Test, World, block};
 
@@ -19,7 +22,177 @@ pub const TRIALS: &[(&str, Test)] = &[
         "a_flood_of_distinct_misses_is_shed_at_once_then_every_url_renders",
         distinct_miss_flood,
     ),
+    (
+        "a_killed_browser_fails_its_render_fast_and_is_relaunched_without_zombies",
+        browser_killed,
+    ),
+    (
+        "killed_renderer_processes_fail_the_render_in_time_and_the_next_succeeds",
+        renderers_killed,
+    ),
 ];
+
+/// The origin's render timeout (its default).
+const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `kill -9` of the Chromium process while a render runs: that request fails
+/// with a 503 (no-store) well before the render timeout, the browser is
+/// relaunched, the next card renders, and nothing of the old browser is left,
+/// not even a zombie.
+fn browser_killed(w: &World) -> anyhow::Result<()> {
+    let before = w.scrape()?;
+    let browser = browser(w)?;
+    let old_tree: Vec<u32> = Processes::read()?
+        .descendants(browser.pid)
+        .iter()
+        .map(|p| p.pid)
+        .chain([browser.pid])
+        .collect();
+    let (answer, took) = during_a_stuck_render(w, || kill(&[browser.pid]))?;
+    fails_uncached(&answer)?;
+    ensure!(answer.0 == 503, "status {}", answer.0);
+    ensure!(took < RENDER_TIMEOUT, "the render failed after {took:?}");
+    renders_again(w)?;
+    let restarts = w
+        .scrape()?
+        .increase(&before, "imgate_browser_restarts_total", &[]);
+    ensure!(restarts == 1.0, "{restarts} restarts");
+    eventually("the old browser's processes are gone", || {
+        let now = Processes::read()?;
+        Ok(old_tree.iter().all(|&pid| now.get(pid).is_none()))
+    })?;
+    no_zombies(w)
+}
+
+/// Every renderer process of the browser killed while a render runs (the
+/// browser itself survives): the page's crash fails the render at once with a
+/// 503 (no-store), the next card renders, and no zombie is left.
+fn renderers_killed(w: &World) -> anyhow::Result<()> {
+    let browser = browser(w)?;
+    let (answer, took) = during_a_stuck_render(w, || {
+        let procs = Processes::read()?;
+        let renderers: Vec<u32> = procs
+            .descendants(browser.pid)
+            .iter()
+            .filter(|p| p.cmdline.contains("--type=renderer"))
+            .map(|p| p.pid)
+            .collect();
+        ensure!(!renderers.is_empty(), "no renderer process found");
+        kill(&renderers)
+    })?;
+    fails_uncached(&answer)?;
+    ensure!(answer.0 == 503, "status {}", answer.0);
+    ensure!(super::edge_modes::error_code(&answer.2) == "page-crashed");
+    ensure!(
+        took < RENDER_TIMEOUT / 2,
+        "the render failed after {took:?}"
+    );
+    renders_again(w)?;
+    ensure!(
+        Processes::read()?.get(browser.pid).is_some(),
+        "the browser itself died"
+    );
+    no_zombies(w)
+}
+
+/// The origin's Chromium: its child that is not one of Chromium's helpers.
+fn browser(w: &World) -> anyhow::Result<Process> {
+    let origin = w.stack.origin_pid().context("the origin is not running")?;
+    let procs = Processes::read()?;
+    procs
+        .descendants(origin)
+        .into_iter()
+        .find(|p| {
+            p.parent == origin && p.cmdline.contains("chrom") && !p.cmdline.contains("--type=")
+        })
+        .cloned()
+        .context("no Chromium below the origin")
+}
+
+fn kill(pids: &[u32]) -> anyhow::Result<()> {
+    for &pid in pids {
+        let pid = rustix::process::Pid::from_raw(pid as i32).context("pid 0")?;
+        // Already gone is fine: Chromium may have reaped a helper itself.
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    Ok(())
+}
+
+/// Asks for a card whose script never ends; once the origin reports the
+/// render under way, does `fault`; returns the answer and how long it took
+/// from the fault.
+fn during_a_stuck_render(
+    w: &World,
+    fault: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<(super::Answer, Duration)> {
+    let url = w.signed(&format!(
+        "/og/stuck.png?n={}",
+        imgate_devstack::random_hex(3)?
+    ));
+    let http = w.http.clone();
+    let request = tokio::runtime::Handle::current().spawn(async move {
+        let response = http.get(&url).send().await?;
+        let (status, headers) = (response.status(), response.headers().clone());
+        Ok::<_, anyhow::Error>((status, headers, response.bytes().await?.to_vec()))
+    });
+    eventually("the render is under way", || {
+        Ok(w.scrape()?.sum("imgate_render_pages_busy", &[]) >= 1.0)
+    })?;
+    fault()?;
+    let faulted = Instant::now();
+    let answer = block(async { request.await? })?;
+    Ok((answer, faulted.elapsed()))
+}
+
+/// A failed render reaches the client as a JSON 5xx that nothing caches.
+fn fails_uncached((status, headers, body): &super::Answer) -> anyhow::Result<()> {
+    ensure!(status.is_server_error(), "status {status}");
+    ensure!(super::header(headers, "cache-control") == "no-store");
+    let code = super::edge_modes::error_code(body);
+    ensure!(!code.is_empty(), "not a JSON error: {body:?}");
+    Ok(())
+}
+
+/// A new card renders (the browser may still be relaunching: a client
+/// retries a 503 after its Retry-After).
+fn renders_again(w: &World) -> anyhow::Result<()> {
+    let url = w.signed(&format!(
+        "/og/basic.png?title=After%20the%20fault%20{}",
+        imgate_devstack::random_hex(3)?
+    ));
+    let mut last = None;
+    eventually("a card renders after the fault", || {
+        let answer = w.get(&url)?;
+        let ok = answer.0 == 200;
+        last = Some(answer.0);
+        Ok(ok)
+    })
+    .with_context(|| format!("last status {last:?}"))
+}
+
+fn no_zombies(w: &World) -> anyhow::Result<()> {
+    let origin = w.stack.origin_pid().context("the origin is not running")?;
+    eventually("no zombie below the origin", || {
+        Ok(Processes::read()?
+            .descendants(origin)
+            .iter()
+            .all(|p| p.state != 'Z'))
+    })
+}
+
+/// Polls `condition` until it holds, for at most 15 s: for state that
+/// changes in another process, with no event to wait on.
+fn eventually(
+    what: &str,
+    mut condition: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition()? {
+        ensure!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
 
 /// 200 concurrent requests for one new card through the edge: every one gets
 /// 200 with the same bytes, and the origin rendered once and wrote once.

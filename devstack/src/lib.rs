@@ -260,6 +260,11 @@ impl Stack {
         self.edges.spawn(manifest, 0, kv_dir, variables).await
     }
 
+    /// The origin's process id (its Chromium runs below it), for fault trials.
+    pub fn origin_pid(&self) -> Option<u32> {
+        self.origin.pid()
+    }
+
     /// Stops the edge, then the origin (which closes Chromium), politely.
     pub async fn stop(self) {
         self.edge.stop().await;

@@ -77,6 +77,11 @@ impl Child {
         Ok(Self { name, url, process })
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.id()
+    }
+
     /// SIGTERM, then SIGKILL if it has not exited within five seconds.
     pub async fn stop(mut self) {
         if let Some(pid) = self

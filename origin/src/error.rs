@@ -18,6 +18,8 @@ pub enum OriginError {
     RendererRestarting,
     #[error("the renderer is at capacity; retry in a second")]
     RendererBusy,
+    #[error("the card's page crashed in the browser; retry in a second")]
+    PageCrashed,
     #[error("the image store failed: {0}")]
     Store(String),
     #[error("the data source has no such record")]
@@ -49,7 +51,11 @@ pub enum OriginError {
 impl OriginError {
     /// Seconds a client should wait before retrying, for errors that pass.
     pub fn retry_after(&self) -> Option<u64> {
-        matches!(self, Self::RendererRestarting | Self::RendererBusy).then_some(1)
+        matches!(
+            self,
+            Self::RendererRestarting | Self::RendererBusy | Self::PageCrashed
+        )
+        .then_some(1)
     }
 
     pub fn status(&self) -> u16 {
@@ -58,7 +64,7 @@ impl OriginError {
             Self::Unauthorized => 401,
             Self::Render(_) => 502,
             Self::RenderTimeout(_) => 504,
-            Self::RendererRestarting | Self::RendererBusy => 503,
+            Self::RendererRestarting | Self::RendererBusy | Self::PageCrashed => 503,
             Self::Store(_) => 502,
             Self::RecordNotFound => 404,
             Self::DataSource(_) | Self::BadRecord(_) => 502,
@@ -82,6 +88,7 @@ impl OriginError {
             Self::RenderTimeout(_) => ErrorBody::new("render-timeout", self.to_string()),
             Self::RendererRestarting => ErrorBody::new("renderer-restarting", self.to_string()),
             Self::RendererBusy => ErrorBody::new("renderer-busy", self.to_string()),
+            Self::PageCrashed => ErrorBody::new("page-crashed", self.to_string()),
             Self::Store(_) => ErrorBody::new("store-failed", self.to_string()),
             Self::RecordNotFound => ErrorBody::new("record-not-found", self.to_string()),
             Self::DataSource(_) => ErrorBody::new("data-source-failed", self.to_string()),

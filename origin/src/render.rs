@@ -19,11 +19,13 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
 use chromiumoxide::cdp::browser_protocol::fetch::{
     self, ContinueRequestParams, EventRequestPaused, FailRequestParams,
 };
+use chromiumoxide::cdp::browser_protocol::inspector::{self, EventTargetCrashed};
 use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, CaptureScreenshotParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::listeners::EventStream;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
 use imgate_contract::{CardSpec, ImageFormat};
@@ -92,6 +94,7 @@ pub struct Renderer {
 /// exclusive one (kill, wait, exit check) is never held across a CDP call.
 struct BrowserSlot {
     browser: RwLock<Browser>,
+    pid: Option<u32>,
     generation: u64,
     /// `true` while the process runs; renders in flight watch it to fail at
     /// once when the browser dies instead of waiting out their timeout.
@@ -106,6 +109,9 @@ struct PooledPage {
     generation: u64,
     policy: Arc<StdMutex<Option<Arc<CardSpec>>>>,
     interceptor: tokio::task::JoinHandle<()>,
+    /// Fires if the page's renderer process dies: a render waiting on it
+    /// would otherwise wait out its timeout.
+    crashed: EventStream<EventTargetCrashed>,
 }
 
 /// A page leaves the pool only when it failed, timed out or its browser is gone:
@@ -179,8 +185,13 @@ impl Renderer {
         let timeout = self.options.timeout;
         let mut alive = self.browser.read().await.alive.subscribe();
         let render = tokio::time::timeout(timeout, async {
-            let tab = self.checkout().await?;
-            let result = render_on(&tab, page, format).await;
+            let mut tab = self.checkout().await?;
+            let result = tokio::select! {
+                result = render_on(&tab.page, &tab.policy, page, format) => {
+                    result.map_err(|e| OriginError::Render(e.to_string()))
+                }
+                _ = tab.crashed.next() => Err(OriginError::PageCrashed),
+            };
             Ok::<_, chromiumoxide::error::CdpError>((tab, result))
         });
         let outcome = tokio::select! {
@@ -208,7 +219,7 @@ impl Renderer {
             Ok(Ok((tab, Err(e)))) => {
                 drop(tab);
                 self.died.notify_one();
-                Err(OriginError::Render(e.to_string()))
+                Err(e)
             }
             Ok(Err(e)) => {
                 self.died.notify_one();
@@ -246,6 +257,8 @@ impl Renderer {
         // Every request the page makes is paused here and allowed only if the
         // current template lists its host. `data:` URLs are not requests.
         page.execute(fetch::EnableParams::default()).await?;
+        page.execute(inspector::EnableParams::default()).await?;
+        let crashed = page.event_listener::<EventTargetCrashed>().await?;
         let mut paused = page.event_listener::<EventRequestPaused>().await?;
         let (interceptor_page, interceptor_policy) = (page.clone(), policy.clone());
         let interceptor = tokio::spawn(async move {
@@ -281,6 +294,7 @@ impl Renderer {
             generation: slot.generation,
             policy,
             interceptor,
+            crashed,
         })
     }
 
@@ -289,15 +303,19 @@ impl Renderer {
         self.idle.lock().expect("page pool poisoned").push(page);
     }
 
-    /// Whether the current browser process has exited (reaping it if so). The
-    /// CDP connection does not always notice a killed browser, so the process
-    /// is asked directly.
+    /// Whether the current browser process has exited. The CDP connection
+    /// does not always notice a killed browser, so the process is asked
+    /// directly.
     async fn check_exited(&self) {
         let slot = self.browser.read().await.clone();
-        let Ok(mut browser) = slot.browser.try_write() else {
-            return; // busy with a call; the next check will look
+        let exited = match slot.browser.try_write() {
+            Ok(mut browser) => browser.try_wait().ok().flatten().map(|s| s.to_string()),
+            // A call holds the browser: opening a page never returns if the
+            // browser died under it. Ask the kernel without reaping; `reap`
+            // does that once the call is dropped.
+            Err(_) => slot.pid.and_then(exit_status),
         };
-        if let Ok(Some(status)) = browser.try_wait()
+        if let Some(status) = exited
             && slot.alive.send_replace(false)
             && !self.closing.load(Ordering::SeqCst)
         {
@@ -324,7 +342,9 @@ impl Renderer {
         drop(slot);
         self.options.metrics.restarts.inc();
         tracing::warn!(generation, "chromium relaunched");
-        reap(old).await;
+        // In its own task: a render still holding the old browser keeps it
+        // until that render's timeout, and the supervisor must keep watching.
+        tokio::spawn(reap(old));
         Ok(())
     }
 
@@ -347,26 +367,25 @@ impl Renderer {
 }
 
 async fn render_on(
-    tab: &PooledPage,
+    tab: &Page,
+    policy: &StdMutex<Option<Arc<CardSpec>>>,
     page: &CardPage,
     format: ImageFormat,
 ) -> chromiumoxide::Result<Vec<u8>> {
-    *tab.policy.lock().expect("policy poisoned") = Some(page.spec.clone());
-    tab.page
-        .execute(SetScriptExecutionDisabledParams::new(!page.spec.javascript))
+    *policy.lock().expect("policy poisoned") = Some(page.spec.clone());
+    tab.execute(SetScriptExecutionDisabledParams::new(!page.spec.javascript))
         .await?;
-    tab.page
-        .execute(SetDeviceMetricsOverrideParams::new(
-            page.spec.width,
-            page.spec.height,
-            1.0,
-            false,
-        ))
-        .await?;
-    tab.page.set_content(&page.html).await?;
+    tab.execute(SetDeviceMetricsOverrideParams::new(
+        page.spec.width,
+        page.spec.height,
+        1.0,
+        false,
+    ))
+    .await?;
+    tab.set_content(&page.html).await?;
     // Page.captureScreenshot directly: chromiumoxide's screenshot() first
     // activates the target, one more round trip per card for nothing.
-    let shot = tab.page.execute(capture_params(format)).await?;
+    let shot = tab.execute(capture_params(format)).await?;
     let data: &str = shot.result.data.as_ref();
     base64::engine::general_purpose::STANDARD
         .decode(data)
@@ -418,7 +437,7 @@ async fn launch_browser(
         )
         .build()
         .map_err(|e| anyhow::anyhow!("chromium config: {e}"))?;
-    let (browser, mut handler) = Browser::launch(config)
+    let (mut browser, mut handler) = Browser::launch(config)
         .await
         .with_context(|| format!("cannot start {}", executable.display()))?;
     let alive = Arc::new(tokio::sync::watch::Sender::new(true));
@@ -441,8 +460,12 @@ async fn launch_browser(
         .await
         .context("chromium did not answer")??
         .product;
+    let pid = browser
+        .get_mut_child()
+        .and_then(|child| child.as_mut_inner().id());
     Ok(BrowserSlot {
         browser: RwLock::new(browser),
+        pid,
         generation,
         alive,
         version,
@@ -477,6 +500,18 @@ async fn supervise(renderer: std::sync::Weak<Renderer>) {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
+}
+
+/// How a child process ended, if it has, leaving it for `wait` to reap.
+fn exit_status(pid: u32) -> Option<String> {
+    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+    let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    let status = waitid(WaitId::Pid(pid), options).ok()??;
+    Some(match status.terminating_signal() {
+        Some(signal) => format!("killed by signal {signal}"),
+        None => format!("exit status {}", status.exit_status().unwrap_or(-1)),
+    })
 }
 
 /// Kills what is left of a dead browser and waits for the process to exit.

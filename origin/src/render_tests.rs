@@ -380,7 +380,7 @@ async fn card_pngs_are_small_and_match_a_lossless_capture() {
         let small = r.screenshot(&page, ImageFormat::Png).await.unwrap();
         // The reference: Chromium's own lossless PNG of the same page.
         let tab = r.checkout().await.unwrap();
-        super::render_on(&tab, &page, ImageFormat::Jpeg)
+        super::render_on(&tab.page, &tab.policy, &page, ImageFormat::Jpeg)
             .await
             .unwrap();
         let shot = tab

@@ -47,9 +47,107 @@ impl Scrape {
     }
 }
 
+/// One process, as `/proc/{pid}/stat` and `cmdline` describe it.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    pub parent: u32,
+    /// `R`, `S`, `D`, `Z` (a zombie: exited, not reaped by its parent), ...
+    pub state: char,
+    pub cmdline: String,
+}
+
+/// A snapshot of the machine's processes (Linux `/proc`).
+pub struct Processes(Vec<Process>);
+
+impl Processes {
+    pub fn read() -> std::io::Result<Self> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir("/proc")? {
+            let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            // A process may exit between listing and reading: skip it.
+            if let Some(process) = read_process(pid) {
+                all.push(process);
+            }
+        }
+        Ok(Self(all))
+    }
+
+    /// Every process below `ancestor` (children, their children, ...).
+    pub fn descendants(&self, ancestor: u32) -> Vec<&Process> {
+        let mut found: Vec<&Process> = Vec::new();
+        let mut frontier = vec![ancestor];
+        while let Some(parent) = frontier.pop() {
+            for p in self.0.iter().filter(|p| p.parent == parent) {
+                frontier.push(p.pid);
+                found.push(p);
+            }
+        }
+        found
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.0.iter().find(|p| p.pid == pid)
+    }
+}
+
+fn read_process(pid: u32) -> Option<Process> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_comm.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    Some(Process {
+        pid,
+        parent,
+        state,
+        cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
+    })
+}
+
+/// Proportional set size of `pids` together, in KiB: shared pages are split
+/// between the processes sharing them, so a browser's tree is not counted
+/// many times over. Processes that exited count 0.
+pub fn pss_kib(pids: impl IntoIterator<Item = u32>) -> u64 {
+    pids.into_iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+        .filter_map(|rollup| {
+            rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_this_process_and_its_children() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let procs = Processes::read().unwrap();
+        let me = std::process::id();
+        let mine = procs.descendants(me);
+        let sleeper = mine
+            .iter()
+            .find(|p| p.pid == child.id())
+            .expect("the child");
+        assert_eq!(sleeper.parent, me);
+        assert!(sleeper.cmdline.starts_with("sleep 30"), "{sleeper:?}");
+        assert!(pss_kib([me]) > 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(Processes::read().unwrap().get(child.id()).is_none());
+    }
 
     #[test]
     fn reads_png_size() {
