@@ -13,6 +13,7 @@ use imgate_tests::{Scrape, png_size};
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
 
+mod abuse;
 mod edge_modes;
 mod faults;
 mod nextjs;
@@ -32,9 +33,16 @@ struct World {
     http: reqwest::Client,
     no_redirects: reqwest::Client,
     s3: aws_sdk_s3::Client,
+    /// Every path the `listing` template's data source was asked for.
+    data_source_paths: DataSourcePaths,
 }
 
+type DataSourcePaths = Arc<std::sync::Mutex<Vec<String>>>;
+
 type Test = fn(&World) -> anyhow::Result<()>;
+
+/// The origin's client timeout in this stack.
+const CLIENT_TIMEOUT_SECS: u64 = 3;
 
 const TRIALS: &[(&str, Test)] = &[
     (
@@ -87,6 +95,7 @@ fn main() {
         .chain(nextjs::TRIALS)
         .chain(operate::TRIALS)
         .chain(faults::TRIALS)
+        .chain(abuse::TRIALS)
         .map(|&(name, test)| {
             let (world, runtime) = (world.clone(), runtime.clone());
             Trial::test(name, move || {
@@ -102,7 +111,7 @@ fn main() {
 }
 
 /// The shipped templates plus `listing`, whose data source is a JSON server on loopback.
-async fn templates(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+async fn templates(dir: &std::path::Path) -> anyhow::Result<(std::path::PathBuf, DataSourcePaths)> {
     let templates = dir.join("templates");
     for entry in std::fs::read_dir(source_root().join("templates"))? {
         let from = entry?.path();
@@ -115,13 +124,19 @@ async fn templates(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> 
     }
     let source = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", source.local_addr()?);
+    let asked = DataSourcePaths::default();
+    let paths = asked.clone();
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         while let Ok((mut conn, _)) = source.accept().await {
+            let paths = paths.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 let n = conn.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                if let Some(path) = request.split_whitespace().nth(1) {
+                    paths.lock().expect("paths").push(path.to_string());
+                }
                 let (status, body) = match request.split_whitespace().nth(1) {
                     Some("/listings/42") => (
                         "200 OK",
@@ -171,14 +186,15 @@ async fn templates(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> 
         listing.join("card.html"),
         "<body style=\"margin:0;font:64px sans-serif\"><h1>{{ name }}</h1><p>{{ city }}</p></body>",
     )?;
-    Ok(templates)
+    Ok((templates, asked))
 }
 
 async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     let keys = format!("e2e:{}", random_hex(24)?);
     let mut opts = StackOptions::new(source_root(), sibling_bin_dir()?);
     opts.data_dir = data.join("s3");
-    opts.templates = Some(templates(data).await?);
+    let (templates, data_source_paths) = templates(data).await?;
+    opts.templates = Some(templates);
     opts.edge_port = 0;
     opts.origin_port = 0;
     opts.s3_port = 0;
@@ -191,6 +207,11 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
     opts.origin_env = vec![
         ("IMGATE_RENDER_PAGES".into(), "2".into()),
         ("IMGATE_RENDER_QUEUE".into(), "8".into()),
+        // Slow clients are cut off in seconds, so the abuse trials are quick.
+        (
+            "IMGATE_CLIENT_TIMEOUT_SECS".into(),
+            CLIENT_TIMEOUT_SECS.to_string(),
+        ),
     ];
     let stack = Stack::start(&opts).await?;
     let creds = aws_sdk_s3::config::Credentials::new(
@@ -211,6 +232,7 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
             .build(),
     );
     Ok(World {
+        data_source_paths,
         logs,
         data_dir: opts.data_dir.clone(),
         templates: opts.templates.clone().expect("set above"),

@@ -193,6 +193,12 @@ pub struct ServeArgs {
     /// How long an upload URL stays valid, in seconds.
     #[arg(long, env = "IMGATE_UPLOAD_EXPIRY_SECS", default_value_t = 900)]
     pub upload_expiry_secs: u64,
+    /// Longest a client may take to send a request's headers, or the small
+    /// body of an /uploads call, in seconds: slow senders (slowloris) are cut
+    /// off. Keep it above your load balancer's idle timeout if it reuses
+    /// connections.
+    #[arg(long, env = "IMGATE_CLIENT_TIMEOUT_SECS", default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..))]
+    pub client_timeout_secs: u64,
     /// Longest a data-source record fetch may take, in seconds.
     #[arg(long, env = "IMGATE_DATA_TIMEOUT_SECS", default_value_t = 5)]
     pub data_timeout_secs: u64,

@@ -42,6 +42,8 @@ pub enum OriginError {
     UnsupportedUpload(String),
     #[error("an upload of {bytes} bytes is not accepted; 1 to {max} bytes are")]
     UploadTooLarge { bytes: u64, max: u64 },
+    #[error("the request body did not arrive within {0} seconds")]
+    SlowBody(u64),
     #[error("no upload {0}")]
     UploadNotFound(String),
     #[error("upload {0} has not arrived: PUT the file to the upload URL first")]
@@ -76,6 +78,7 @@ impl OriginError {
             Self::UnsupportedUpload(_) => 415,
             Self::UploadTooLarge { .. } => 413,
             Self::UploadNotFound(_) => 404,
+            Self::SlowBody(_) => 408,
             Self::UploadNotReceived(_) => 409,
         }
     }
@@ -101,6 +104,7 @@ impl OriginError {
             Self::UnsupportedUpload(_) => ErrorBody::new("unsupported-upload", self.to_string()),
             Self::UploadTooLarge { .. } => ErrorBody::new("upload-too-large", self.to_string()),
             Self::UploadNotFound(_) => ErrorBody::new("upload-not-found", self.to_string()),
+            Self::SlowBody(_) => ErrorBody::new("body-timeout", self.to_string()),
             Self::UploadNotReceived(_) => ErrorBody::new("upload-not-received", self.to_string()),
         }
     }

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod error;
 pub mod gc;
 pub mod images;
+pub mod listen;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;

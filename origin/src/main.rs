@@ -306,6 +306,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         allow_unsigned: args.allow_unsigned,
         debug_routes: args.debug_routes,
         uploads,
+        client_timeout: Duration::from_secs(args.client_timeout_secs),
     });
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -316,11 +317,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "imgate-origin listening on http://{}",
         listener.local_addr()?
     );
-    warp::serve(imgate_origin::server::routes(server.clone()))
-        .incoming(listener)
-        .graceful(shutdown_signal())
-        .run()
-        .await;
+    imgate_origin::listen::serve(
+        listener,
+        imgate_origin::server::routes(server.clone()),
+        server.client_timeout,
+        shutdown_signal(),
+    )
+    .await;
     server.origin.renderer.shutdown().await;
     tracing::info!("origin stopped");
     Ok(())

@@ -30,6 +30,9 @@ pub struct Server {
     pub debug_routes: bool,
     /// Presigned uploads (off without API keys).
     pub uploads: Uploads,
+    /// How long a client may take to send a request body (and its headers,
+    /// which `listen::serve` bounds).
+    pub client_timeout: std::time::Duration,
 }
 
 /// Every route, each request in a span carrying its id (the edge's, or a new
@@ -65,10 +68,14 @@ pub fn routes(
 fn handlers(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     // A small body, read only when its declared length fits; anything else is
-    // seen as empty and refused by its declared length.
+    // seen as empty and refused by its declared length. A body that does not
+    // arrive within the client timeout is refused, so a slow sender cannot
+    // hold the request open.
+    let client_timeout = server.client_timeout;
     let small_body = warp::body::content_length_limit(uploads::MAX_REQUEST_BYTES)
-        .and(warp::body::bytes())
-        .or(warp::any().map(Bytes::new))
+        .and(warp::body::stream())
+        .then(move |body| read_within(body, client_timeout))
+        .or(warp::any().map(|| Ok(Bytes::new())))
         .unify();
     let uploads_server = server.clone();
     let uploads = warp::path("uploads")
@@ -83,17 +90,22 @@ fn handlers(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infa
              tail: warp::path::Tail,
              authorization: Option<String>,
              length: Option<u64>,
-             body: Bytes,
+             body: Result<Bytes, OriginError>,
              server: Arc<Server>| async move {
-                server
-                    .upload_route(
-                        method.as_str(),
-                        tail.as_str(),
-                        authorization.as_deref(),
-                        length,
-                        &body,
-                    )
-                    .await
+                match body {
+                    Ok(body) => {
+                        server
+                            .upload_route(
+                                method.as_str(),
+                                tail.as_str(),
+                                authorization.as_deref(),
+                                length,
+                                &body,
+                            )
+                            .await
+                    }
+                    Err(e) => server.reject(e),
+                }
             },
         );
     let images = warp::method()
@@ -128,6 +140,31 @@ fn handlers(server: Arc<Server>) -> impl Filter<Extract = (Reply,), Error = Infa
             ))
         })
         .unify()
+}
+
+/// Reads a request body (already bounded by its declared length) unless it
+/// takes longer than `timeout`.
+async fn read_within(
+    body: impl futures::Stream<Item = Result<impl bytes::Buf, warp::Error>>,
+    timeout: std::time::Duration,
+) -> Result<Bytes, OriginError> {
+    use futures::TryStreamExt;
+    let read = body.try_fold(Vec::new(), |mut all, mut chunk| async move {
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            all.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+        Ok(all)
+    });
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(all)) => Ok(Bytes::from(all)),
+        Ok(Err(e)) => Err(OriginError::BadUpload(format!(
+            "the request body broke off: {e}"
+        ))),
+        Err(_) => Err(OriginError::SlowBody(timeout.as_secs())),
+    }
 }
 
 impl Server {
