@@ -260,6 +260,11 @@ impl Stack {
         self.edges.spawn(manifest, 0, kv_dir, variables).await
     }
 
+    /// The edge host's process id.
+    pub fn edge_pid(&self) -> Option<u32> {
+        self.edge.pid()
+    }
+
     /// The origin's process id (its Chromium runs below it), for fault trials.
     pub fn origin_pid(&self) -> Option<u32> {
         self.origin.pid()

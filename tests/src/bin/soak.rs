@@ -1,0 +1,274 @@
+//! The soak (a long job, not part of `scripts/test`): the local stack under
+//! mixed load for minutes (hits, new cards, bad input), then a table of what
+//! it held: requests per second, answers by kind, and the memory (PSS) of the
+//! origin with its Chromium and of the edge host, after warm-up and at the
+//! end. Exits non-zero on an unexpected answer or memory growth over the limit.
+//!
+//! cargo build --workspace --bins && target/debug/imgate-soak --minutes 10
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+use imgate_contract::{Keyring, route};
+use imgate_devstack::{Stack, StackOptions, random_hex, sibling_bin_dir, source_root};
+use imgate_tests::{Processes, Scrape, pss_kib};
+
+#[derive(Parser)]
+#[command(about = "Mixed load against the local stack; reports throughput, answers and memory growth")]
+struct Args {
+    /// How long the load runs, in minutes (the first tenth warms up).
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Largest memory growth accepted from after warm-up to the end, in percent.
+    #[arg(long, default_value_t = 10.0)]
+    max_growth_percent: f64,
+}
+
+/// Answers by kind.
+#[derive(Default)]
+struct Tally {
+    hits: AtomicU64,
+    rendered: AtomicU64,
+    refused: AtomicU64,
+    shed: AtomicU64,
+    unexpected: AtomicU64,
+}
+
+const HOT: usize = 20;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let data = tempfile::tempdir()?;
+    let keys = format!("soak:{}", random_hex(24)?);
+    let mut opts = StackOptions::new(source_root(), sibling_bin_dir()?);
+    opts.data_dir = data.path().join("s3");
+    (opts.edge_port, opts.origin_port, opts.s3_port) = (0, 0, 0);
+    opts.signing_keys = keys.clone();
+    opts.log_dir = Some(data.path().to_path_buf());
+    // Warnings only, and no access lines: the table is the output.
+    opts.origin_env = vec![("RUST_LOG".into(), "warn".into())];
+    opts.edge_variables = vec![("access_log".into(), "false".into())];
+    eprintln!("soak: starting the stack (logs in {})", data.path().display());
+    let stack = Stack::start(&opts).await?;
+    let keyring = Keyring::parse(&keys).map_err(anyhow::Error::msg)?;
+    let result = soak(&args, &stack, &keyring).await;
+    stack.stop().await;
+    let report = result?;
+    println!("{report}");
+    Ok(())
+}
+
+async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<String> {
+    let sign = |path: &str| -> String {
+        let card = route::parse_card_url(path).expect("a card URL");
+        format!("{}{}", stack.edge_url, keyring.sign_url(&card).expect("keys"))
+    };
+    let hot: Vec<String> = (0..HOT)
+        .map(|i| sign(&format!("/og/basic.png?title=Hot%20card%20{i}")))
+        .collect();
+    let edge = stack.edge_url.clone();
+    let bad: Vec<String> = [
+        "/og/basic.png?title=x",
+        "/og/basic.png?title=x&k=soak&s=AAAA",
+        "/og/..%2F..%2Fsecret.png",
+        "/r/thumbnail/../../x.jpg",
+        "/og/nope.png?title=x",
+        "/og/basic.gif?title=x",
+        "/admin",
+    ]
+    .iter()
+    .map(|p| format!("{edge}{p}"))
+    .chain([sign("/og/basic.png?title=x&colour=red")])
+    .collect();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    for url in &hot {
+        let status = http.get(url).send().await?.status();
+        ensure!(status == 200, "warming {url}: {status}");
+    }
+
+    let total = Duration::from_secs_f64(args.minutes * 60.0);
+    let warm_up = total / 10;
+    let started = Instant::now();
+    let tally = Arc::new(Tally::default());
+    let misses = Arc::new(AtomicU64::new(0));
+    let tag = random_hex(3)?;
+    let mut workers = Vec::new();
+    for worker in 0..args.concurrency {
+        let (http, hot, bad, tally, misses, tag) = (
+            http.clone(),
+            hot.clone(),
+            bad.clone(),
+            tally.clone(),
+            misses.clone(),
+            tag.clone(),
+        );
+        let keyring = keyring.clone();
+        let edge = edge.clone();
+        workers.push(tokio::spawn(async move {
+            let mut n: u64 = worker as u64;
+            while started.elapsed() < total {
+                n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let pick = (n >> 33) % 100;
+                let (url, kind) = match pick {
+                    0..60 => (hot[(n >> 40) as usize % HOT].clone(), Kind::Hit),
+                    60..80 => {
+                        let i = misses.fetch_add(1, Ordering::Relaxed);
+                        let card = route::parse_card_url(&format!(
+                            "/og/basic.png?title=Soak%20{tag}%20{i}"
+                        ))
+                        .expect("a card URL");
+                        (format!("{edge}{}", keyring.sign_url(&card).expect("keys")), Kind::Miss)
+                    }
+                    _ => (bad[(n >> 40) as usize % bad.len()].clone(), Kind::Bad),
+                };
+                let status = match http.get(&url).send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        // Read the body: a client that hangs up early is another test.
+                        let _ = response.bytes().await;
+                        Some(status)
+                    }
+                    Err(_) => None,
+                };
+                let counter = match (kind, status) {
+                    (Kind::Hit, Some(200)) => &tally.hits,
+                    (Kind::Miss, Some(200)) => &tally.rendered,
+                    (Kind::Miss, Some(503)) => &tally.shed,
+                    (Kind::Bad, Some(400..500)) => &tally.refused,
+                    _ => &tally.unexpected,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    tokio::time::sleep(warm_up).await;
+    let baseline = memory(stack)?;
+    eprintln!(
+        "soak: warmed up; origin + Chromium {} MiB, edge {} MiB",
+        baseline.0 / 1024,
+        baseline.1 / 1024
+    );
+    let mut last = Instant::now();
+    while started.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if last.elapsed() >= Duration::from_secs(30) {
+            last = Instant::now();
+            let (origin, edge_kib) = memory(stack)?;
+            eprintln!(
+                "soak: {:>4.0}s  {} requests  {} unexpected  origin + Chromium {} MiB  edge {} MiB",
+                started.elapsed().as_secs_f64(),
+                count(&tally),
+                tally.unexpected.load(Ordering::Relaxed),
+                origin / 1024,
+                edge_kib / 1024
+            );
+        }
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    let elapsed = started.elapsed();
+    settle(&http, stack).await?;
+    let end = memory(stack)?;
+    let growth = |before: u64, after: u64| (after as f64 / before as f64 - 1.0) * 100.0;
+    let requests = count(&tally);
+    let unexpected = tally.unexpected.load(Ordering::Relaxed);
+    let (origin_growth, edge_growth) = (growth(baseline.0, end.0), growth(baseline.1, end.1));
+    let report = format!(
+        "| soak | value |\n|---|---:|\n\
+         | duration | {:.0} s ({} in flight) |\n\
+         | requests | {requests} ({:.0}/s) |\n\
+         | hits (200 from the store) | {} |\n\
+         | new cards rendered (200) | {} |\n\
+         | new cards shed (503, retry later) | {} |\n\
+         | bad input refused (4xx JSON) | {} |\n\
+         | unexpected answers | {unexpected} |\n\
+         | origin + Chromium PSS after warm-up → end | {} → {} MiB ({origin_growth:+.1} %) |\n\
+         | edge host PSS after warm-up → end | {} → {} MiB ({edge_growth:+.1} %) |",
+        elapsed.as_secs_f64(),
+        args.concurrency,
+        requests as f64 / elapsed.as_secs_f64(),
+        tally.hits.load(Ordering::Relaxed),
+        tally.rendered.load(Ordering::Relaxed),
+        tally.shed.load(Ordering::Relaxed),
+        tally.refused.load(Ordering::Relaxed),
+        baseline.0 / 1024,
+        end.0 / 1024,
+        baseline.1 / 1024,
+        end.1 / 1024,
+    );
+    ensure!(unexpected == 0, "{report}\n\n{unexpected} unexpected answers");
+    for (what, g) in [("origin + Chromium", origin_growth), ("edge host", edge_growth)] {
+        ensure!(
+            g <= args.max_growth_percent,
+            "{report}\n\n{what} memory grew {g:.1} % (limit {} %)",
+            args.max_growth_percent
+        );
+    }
+    Ok(report)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Hit,
+    Miss,
+    Bad,
+}
+
+fn count(tally: &Tally) -> u64 {
+    [
+        &tally.hits,
+        &tally.rendered,
+        &tally.refused,
+        &tally.shed,
+        &tally.unexpected,
+    ]
+    .iter()
+    .map(|c| c.load(Ordering::Relaxed))
+    .sum()
+}
+
+/// PSS in KiB of the origin with everything below it (Chromium), and of the edge host.
+fn memory(stack: &Stack) -> anyhow::Result<(u64, u64)> {
+    let origin = stack.origin_pid().context("the origin exited")?;
+    let edge = stack.edge_pid().context("the edge host exited")?;
+    let procs = Processes::read()?;
+    let tree: Vec<u32> = procs
+        .descendants(origin)
+        .iter()
+        .map(|p| p.pid)
+        .chain([origin])
+        .collect();
+    Ok((pss_kib(tree), pss_kib([edge])))
+}
+
+/// Waits until the origin has nothing queued or rendering.
+async fn settle(http: &reqwest::Client, stack: &Stack) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = http
+            .get(format!("{}/metrics", stack.origin_url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let scrape = Scrape::parse(&text)?;
+        if scrape.sum("imgate_render_queue", &[]) == 0.0
+            && scrape.sum("imgate_render_pages_busy", &[]) == 0.0
+        {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "the origin never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
