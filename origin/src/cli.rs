@@ -218,6 +218,11 @@ pub struct StoreArgs {
     /// Bucket region.
     #[arg(long, env = "IMGATE_S3_REGION", default_value = "us-east-1")]
     pub region: String,
+    /// Longest one store call may take, in seconds (twice that with its
+    /// retries): a hung store costs a miss at most two of these before and
+    /// after the render, well inside the edge's origin_timeout_secs.
+    #[arg(long, env = "IMGATE_STORE_TIMEOUT_SECS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_timeout_secs: u64,
     /// S3-compatible endpoint (for example http://127.0.0.1:9000); AWS S3 when unset.
     #[arg(long, env = "IMGATE_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
@@ -225,7 +230,14 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub async fn connect(self) -> Store {
-        Store::connect(self.bucket, self.region, self.s3_endpoint, None).await
+        Store::connect(
+            self.bucket,
+            self.region,
+            self.s3_endpoint,
+            None,
+            std::time::Duration::from_secs(self.store_timeout_secs),
+        )
+        .await
     }
 }
 

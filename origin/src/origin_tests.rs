@@ -92,6 +92,15 @@ async fn assemble(
     endpoint: &str,
     credentials: &StoreCredentials,
 ) -> Origin {
+    assemble_with(data, endpoint, credentials, Duration::from_secs(4)).await
+}
+
+async fn assemble_with(
+    data: &tempfile::TempDir,
+    endpoint: &str,
+    credentials: &StoreCredentials,
+    store_timeout: Duration,
+) -> Origin {
     let templates = Templates::load(&data.path().join("templates")).unwrap();
     let store = Store::connect(
         "cards".into(),
@@ -101,6 +110,7 @@ async fn assemble(
             credentials.access_key.clone(),
             credentials.secret_key.clone(),
         )),
+        store_timeout,
     )
     .await;
     let renderer = Renderer::launch(RendererOptions {
@@ -258,4 +268,46 @@ fn renders_tried(origin: &Origin) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix("imgate_render_seconds_count "))
         .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// A store that accepts connections and never answers (hung, or a black-holed
+/// network): the lookup and the write each give up after their timeout, and
+/// the card is served uncached in time, the failures counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_never_answers_is_given_up_on_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("templates/plain");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("template.toml"),
+        "revision = 1\n[params.title]\nrequired = true\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("card.html"), "<h1>{{ title }}</h1>").unwrap();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let credentials = StoreCredentials::generate().unwrap();
+    let timeout = Duration::from_secs(1);
+    let origin = assemble_with(&dir, &endpoint, &credentials, timeout).await;
+
+    let started = std::time::Instant::now();
+    let made = origin.card("/og/plain.png", "title=Hung").await.unwrap();
+    let took = started.elapsed();
+    assert!(!made.kept);
+    assert!(made.bytes.starts_with(b"\x89PNG"));
+    // Lookup and write, each at most twice the timeout, plus the render.
+    assert!(took >= timeout, "gave up after {took:?}: not a timeout");
+    assert!(took < timeout * 4 + Duration::from_secs(5), "took {took:?}");
+    let text = origin.metrics().encode();
+    assert!(
+        text.contains("imgate_images_total{outcome=\"not_stored\"} 1\n"),
+        "{text}"
+    );
+    origin.renderer.shutdown().await;
 }

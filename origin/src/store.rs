@@ -41,6 +41,7 @@ impl Store {
         region: String,
         endpoint: Option<String>,
         credentials: Option<(String, String)>,
+        timeout: std::time::Duration,
     ) -> Self {
         use aws_smithy_http_client::tls;
         let http = aws_smithy_http_client::Builder::new()
@@ -49,11 +50,12 @@ impl Store {
             ))
             .build_https();
         // A slow or unreachable store must not hold a request past the edge's
-        // patience: every call is bounded.
+        // patience (a miss looks up, renders, then writes): every attempt is
+        // bounded, and with its retries every call.
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .operation_attempt_timeout(std::time::Duration::from_secs(15))
-            .operation_timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(3)))
+            .operation_attempt_timeout(timeout)
+            .operation_timeout(timeout * 2)
             .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region))

@@ -17,7 +17,9 @@ use imgate_devstack::{Stack, StackOptions, random_hex, sibling_bin_dir, source_r
 use imgate_tests::{Processes, Scrape, pss_kib};
 
 #[derive(Parser)]
-#[command(about = "Mixed load against the local stack; reports throughput, answers and memory growth")]
+#[command(
+    about = "Mixed load against the local stack; reports throughput, answers and memory growth"
+)]
 struct Args {
     /// How long the load runs, in minutes (the first tenth warms up).
     #[arg(long, default_value_t = 10.0)]
@@ -55,7 +57,10 @@ async fn main() -> anyhow::Result<()> {
     // Warnings only, and no access lines: the table is the output.
     opts.origin_env = vec![("RUST_LOG".into(), "warn".into())];
     opts.edge_variables = vec![("access_log".into(), "false".into())];
-    eprintln!("soak: starting the stack (logs in {})", data.path().display());
+    eprintln!(
+        "soak: starting the stack (logs in {})",
+        data.path().display()
+    );
     let stack = Stack::start(&opts).await?;
     let keyring = Keyring::parse(&keys).map_err(anyhow::Error::msg)?;
     let result = soak(&args, &stack, &keyring).await;
@@ -68,7 +73,11 @@ async fn main() -> anyhow::Result<()> {
 async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<String> {
     let sign = |path: &str| -> String {
         let card = route::parse_card_url(path).expect("a card URL");
-        format!("{}{}", stack.edge_url, keyring.sign_url(&card).expect("keys"))
+        format!(
+            "{}{}",
+            stack.edge_url,
+            keyring.sign_url(&card).expect("keys")
+        )
     };
     let hot: Vec<String> = (0..HOT)
         .map(|i| sign(&format!("/og/basic.png?title=Hot%20card%20{i}")))
@@ -116,7 +125,9 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
         workers.push(tokio::spawn(async move {
             let mut n: u64 = worker as u64;
             while started.elapsed() < total {
-                n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let pick = (n >> 33) % 100;
                 let (url, kind) = match pick {
                     0..60 => (hot[(n >> 40) as usize % HOT].clone(), Kind::Hit),
@@ -126,7 +137,10 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
                             "/og/basic.png?title=Soak%20{tag}%20{i}"
                         ))
                         .expect("a card URL");
-                        (format!("{edge}{}", keyring.sign_url(&card).expect("keys")), Kind::Miss)
+                        (
+                            format!("{edge}{}", keyring.sign_url(&card).expect("keys")),
+                            Kind::Miss,
+                        )
                     }
                     _ => (bad[(n >> 40) as usize % bad.len()].clone(), Kind::Bad),
                 };
@@ -207,8 +221,14 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
         baseline.1 / 1024,
         end.1 / 1024,
     );
-    ensure!(unexpected == 0, "{report}\n\n{unexpected} unexpected answers");
-    for (what, g) in [("origin + Chromium", origin_growth), ("edge host", edge_growth)] {
+    ensure!(
+        unexpected == 0,
+        "{report}\n\n{unexpected} unexpected answers"
+    );
+    for (what, g) in [
+        ("origin + Chromium", origin_growth),
+        ("edge host", edge_growth),
+    ] {
         ensure!(
             g <= args.max_growth_percent,
             "{report}\n\n{what} memory grew {g:.1} % (limit {} %)",
