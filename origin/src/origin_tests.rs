@@ -133,11 +133,8 @@ async fn assemble_with(
     )
 }
 
-/// With the store down, a card is still made and served, marked not kept
-/// (briefly cacheable) and counted; once the store is back, the next request
-/// stores it.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_store_outage_serves_cards_uncached_and_stores_them_once_it_is_back() {
+/// A folder with one template, `plain`, that shows its `title`.
+fn plain_template() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("templates/plain");
     std::fs::create_dir_all(&folder).unwrap();
@@ -147,6 +144,15 @@ async fn a_store_outage_serves_cards_uncached_and_stores_them_once_it_is_back() 
     )
     .unwrap();
     std::fs::write(folder.join("card.html"), "<h1>{{ title }}</h1>").unwrap();
+    dir
+}
+
+/// With the store down, a card is still made and served, marked not kept
+/// (briefly cacheable) and counted; once the store is back, the next request
+/// stores it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_outage_serves_cards_uncached_and_stores_them_once_it_is_back() {
+    let dir = plain_template();
     // A port nothing listens on yet: the store is down from the start.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -275,15 +281,7 @@ fn renders_tried(origin: &Origin) -> u64 {
 /// the card is served uncached in time, the failures counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_that_never_answers_is_given_up_on_in_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("templates/plain");
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(
-        folder.join("template.toml"),
-        "revision = 1\n[params.title]\nrequired = true\n",
-    )
-    .unwrap();
-    std::fs::write(folder.join("card.html"), "<h1>{{ title }}</h1>").unwrap();
+    let dir = plain_template();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", silent.local_addr().unwrap());
     tokio::spawn(async move {

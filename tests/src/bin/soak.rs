@@ -27,6 +27,12 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Every this many seconds, a flood: this many new cards asked at once
+    /// (more than the render queue holds, so most are shed).
+    #[arg(long, default_value_t = 60)]
+    flood_every_secs: u64,
+    #[arg(long, default_value_t = 150)]
+    flood_size: usize,
     /// Largest memory growth accepted from after warm-up to the end, in percent.
     #[arg(long, default_value_t = 10.0)]
     max_growth_percent: f64,
@@ -165,6 +171,52 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
         }));
     }
 
+    let flood = {
+        let (http, tally, misses, tag, keyring, edge) = (
+            http.clone(),
+            tally.clone(),
+            misses.clone(),
+            tag.clone(),
+            keyring.clone(),
+            edge.clone(),
+        );
+        let (every, size) = (Duration::from_secs(args.flood_every_secs), args.flood_size);
+        tokio::spawn(async move {
+            let mut floods = 0u64;
+            while started.elapsed() + every < total {
+                tokio::time::sleep(every).await;
+                floods += 1;
+                let burst: Vec<_> = (0..size)
+                    .map(|_| {
+                        let i = misses.fetch_add(1, Ordering::Relaxed);
+                        let card = route::parse_card_url(&format!(
+                            "/og/basic.png?title=Flood%20{tag}%20{i}"
+                        ))
+                        .expect("a card URL");
+                        let url = format!("{edge}{}", keyring.sign_url(&card).expect("keys"));
+                        let (http, tally) = (http.clone(), tally.clone());
+                        tokio::spawn(async move {
+                            let status = match http.get(&url).send().await {
+                                Ok(r) => Some(r.status().as_u16()),
+                                Err(_) => None,
+                            };
+                            let counter = match status {
+                                Some(200) => &tally.rendered,
+                                Some(503) => &tally.shed,
+                                _ => &tally.unexpected,
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        })
+                    })
+                    .collect();
+                for request in burst {
+                    let _ = request.await;
+                }
+            }
+            floods
+        })
+    };
+
     tokio::time::sleep(warm_up).await;
     let baseline = memory(stack)?;
     eprintln!(
@@ -191,6 +243,7 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
     for worker in workers {
         worker.await?;
     }
+    let floods = flood.await?;
     let elapsed = started.elapsed();
     settle(&http, stack).await?;
     let end = memory(stack)?;
@@ -200,7 +253,7 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
     let (origin_growth, edge_growth) = (growth(baseline.0, end.0), growth(baseline.1, end.1));
     let report = format!(
         "| soak | value |\n|---|---:|\n\
-         | duration | {:.0} s ({} in flight) |\n\
+         | duration | {:.0} s ({} in flight, a flood of {} new cards every {} s: {floods}) |\n\
          | requests | {requests} ({:.0}/s) |\n\
          | hits (200 from the store) | {} |\n\
          | new cards rendered (200) | {} |\n\
@@ -211,6 +264,8 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
          | edge host PSS after warm-up → end | {} → {} MiB ({edge_growth:+.1} %) |",
         elapsed.as_secs_f64(),
         args.concurrency,
+        args.flood_size,
+        args.flood_every_secs,
         requests as f64 / elapsed.as_secs_f64(),
         tally.hits.load(Ordering::Relaxed),
         tally.rendered.load(Ordering::Relaxed),
