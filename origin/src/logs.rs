@@ -15,13 +15,15 @@ pub enum LogFormat {
 
 /// What is logged unless `RUST_LOG` says otherwise: our info, others' warnings
 /// (Chromium's CDP chatter, the AWS SDK and warp are noisy at info).
-/// warp's own request tracing is off: the origin logs each answer itself, and
-/// warp's calls a shed 503 an "internal error".
-const DEFAULT_FILTER: &str = "info,chromiumoxide=warn,aws=warn,warp=warn,warp::filters::trace=off";
+const DEFAULT_FILTER: &str = "info,chromiumoxide=warn,aws=warn,warp=warn";
+/// warp's own request tracing is off whatever `RUST_LOG` says: the origin
+/// logs each answer itself, and warp's calls a shed 503 an "internal error".
+const ALWAYS: &str = "warp::filters::trace=off";
 
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| DEFAULT_FILTER.into());
+        .unwrap_or_else(|_| DEFAULT_FILTER.into())
+        .add_directive(ALWAYS.parse().expect("a valid directive"));
     let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

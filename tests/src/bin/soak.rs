@@ -27,8 +27,8 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Every this many seconds, a flood: this many new cards asked at once
-    /// (more than the render queue holds, so most are shed).
+    /// Every this many seconds (the first at the start), a flood: this many
+    /// new cards asked at once (more than the render queue holds, so most are shed).
     #[arg(long, default_value_t = 60)]
     flood_every_secs: u64,
     #[arg(long, default_value_t = 150)]
@@ -183,8 +183,12 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
         let (every, size) = (Duration::from_secs(args.flood_every_secs), args.flood_size);
         tokio::spawn(async move {
             let mut floods = 0u64;
+            // The first at once: its high-water mark (pooled edge instances,
+            // buffers) belongs in the warm-up, not in the growth.
             while started.elapsed() + every < total {
-                tokio::time::sleep(every).await;
+                if floods > 0 {
+                    tokio::time::sleep(every).await;
+                }
                 floods += 1;
                 let burst: Vec<_> = (0..size)
                     .map(|_| {
