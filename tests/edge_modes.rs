@@ -49,9 +49,7 @@ impl World {
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
-            let response = request.send().await?;
-            let (status, headers) = (response.status(), response.headers().clone());
-            Ok((status, headers, response.bytes().await?.to_vec()))
+            super::send(request).await
         })
     }
 

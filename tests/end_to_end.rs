@@ -238,11 +238,8 @@ async fn start(data: &std::path::Path) -> anyhow::Result<World> {
         templates: opts.templates.clone().expect("set above"),
         keys: Keyring::parse(&keys).map_err(anyhow::Error::msg)?,
         keys_spec: keys,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?,
-        no_redirects: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+        http: client().build()?,
+        no_redirects: client()
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
         s3,
@@ -276,10 +273,8 @@ impl World {
                     let (http, url) = (self.http.clone(), url.clone());
                     tokio::spawn(async move {
                         let started = std::time::Instant::now();
-                        let response = http.get(&url).send().await?;
-                        let (status, headers) = (response.status(), response.headers().clone());
-                        let body = response.bytes().await?.to_vec();
-                        Ok::<_, anyhow::Error>(((status, headers, body), started.elapsed()))
+                        let answer = send(http.get(&url)).await?;
+                        Ok::<_, anyhow::Error>((answer, started.elapsed()))
                     })
                 })
                 .collect();
@@ -293,11 +288,7 @@ impl World {
 
     /// Sends a request and reads the whole answer.
     fn request(&self, method: &str, url: &str) -> anyhow::Result<Answer> {
-        block(async {
-            let response = self.http.request(method.parse()?, url).send().await?;
-            let (status, headers) = (response.status(), response.headers().clone());
-            Ok((status, headers, response.bytes().await?.to_vec()))
-        })
+        block(async { send(self.http.request(method.parse()?, url)).await })
     }
 
     /// The stored object's metadata, or the store's error (NotFound when absent).
@@ -348,6 +339,42 @@ impl World {
 fn card(path_and_query: &str) -> imgate_contract::CardRequest {
     route::parse_card_url(path_and_query)
         .unwrap_or_else(|e| panic!("{path_and_query} is not a card URL: {e}"))
+}
+
+/// A test client that drops idle connections before the origin does (its
+/// client timeout also closes idle keep-alive connections): reusing one the
+/// server is closing at that moment fails the request.
+fn client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(CLIENT_TIMEOUT_SECS - 2))
+}
+
+/// Sends a request and reads the whole answer.
+async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+    let response = request.send().await?;
+    let (status, headers) = (response.status(), response.headers().clone());
+    Ok((status, headers, response.bytes().await?.to_vec()))
+}
+
+/// Polls `probe` every 20 ms until it finds what it looks for, for at most
+/// `within`: for state another process changes with no event to wait on.
+fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe()? {
+            return Ok(found);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn block<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use imgate_tests::{Process, Processes};
 
-use super::{Test, World, block};
+use super::{Test, World, block, eventually};
 
 pub const TRIALS: &[(&str, Test)] = &[
     ("a_thundering_herd_renders_and_stores_once", thundering_herd),
@@ -42,12 +42,7 @@ const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 fn browser_killed(w: &World) -> anyhow::Result<()> {
     let before = w.scrape()?;
     let browser = browser(w)?;
-    let old_tree: Vec<u32> = Processes::read()?
-        .descendants(browser.pid)
-        .iter()
-        .map(|p| p.pid)
-        .chain([browser.pid])
-        .collect();
+    let old_tree = Processes::read()?.tree(browser.pid);
     let (answer, took) = during_a_stuck_render(w, || kill(&[browser.pid]))?;
     fails_uncached(&answer)?;
     ensure!(answer.0 == 503, "status {}", answer.0);
@@ -57,9 +52,12 @@ fn browser_killed(w: &World) -> anyhow::Result<()> {
         .scrape()?
         .increase(&before, "imgate_browser_restarts_total", &[]);
     ensure!(restarts == 1.0, "{restarts} restarts");
-    eventually("the old browser's processes are gone", || {
+    eventually("the old browser's processes are gone", PATIENCE, || {
         let now = Processes::read()?;
-        Ok(old_tree.iter().all(|&pid| now.get(pid).is_none()))
+        Ok(old_tree
+            .iter()
+            .all(|&pid| now.get(pid).is_none())
+            .then_some(()))
     })?;
     no_zombies(w)
 }
@@ -129,14 +127,9 @@ fn during_a_stuck_render(
         "/og/stuck.png?n={}",
         imgate_devstack::random_hex(3)?
     ));
-    let http = w.http.clone();
-    let request = tokio::runtime::Handle::current().spawn(async move {
-        let response = http.get(&url).send().await?;
-        let (status, headers) = (response.status(), response.headers().clone());
-        Ok::<_, anyhow::Error>((status, headers, response.bytes().await?.to_vec()))
-    });
-    eventually("the render is under way", || {
-        Ok(w.scrape()?.sum("imgate_render_pages_busy", &[]) >= 1.0)
+    let request = tokio::runtime::Handle::current().spawn(super::send(w.http.get(url)));
+    eventually("the render is under way", PATIENCE, || {
+        Ok((w.scrape()?.sum("imgate_render_pages_busy", &[]) >= 1.0).then_some(()))
     })?;
     fault()?;
     let faulted = Instant::now();
@@ -161,38 +154,28 @@ fn renders_again(w: &World) -> anyhow::Result<()> {
         imgate_devstack::random_hex(3)?
     ));
     let mut last = None;
-    eventually("a card renders after the fault", || {
-        let answer = w.get(&url)?;
-        let ok = answer.0 == 200;
-        last = Some(answer.0);
-        Ok(ok)
+    eventually("a card renders after the fault", PATIENCE, || {
+        let status = w.get(&url)?.0;
+        last = Some(status);
+        Ok((status == 200).then_some(()))
     })
     .with_context(|| format!("last status {last:?}"))
 }
 
 fn no_zombies(w: &World) -> anyhow::Result<()> {
     let origin = w.stack.origin_pid().context("the origin is not running")?;
-    eventually("no zombie below the origin", || {
-        Ok(Processes::read()?
+    eventually("no zombie below the origin", PATIENCE, || {
+        let procs = Processes::read()?;
+        Ok(procs
             .descendants(origin)
             .iter()
-            .all(|p| p.state != 'Z'))
+            .all(|p| p.state != 'Z')
+            .then_some(()))
     })
 }
 
-/// Polls `condition` until it holds, for at most 15 s: for state that
-/// changes in another process, with no event to wait on.
-fn eventually(
-    what: &str,
-    mut condition: impl FnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !condition()? {
-        ensure!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
+/// How long a fault trial waits for the stack to recover.
+const PATIENCE: Duration = Duration::from_secs(15);
 
 /// 200 concurrent requests for one new card through the edge: every one gets
 /// 200 with the same bytes, and the origin rendered once and wrote once.

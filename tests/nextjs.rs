@@ -117,16 +117,9 @@ fn crawl(w: &World, site: &str) -> anyhow::Result<()> {
 }
 
 fn fetch_image(w: &World, url: &str) -> anyhow::Result<super::Answer> {
-    block(async {
-        let response = w
-            .no_redirects
-            .get(url)
-            .header("user-agent", TWITTER)
-            .send()
-            .await?;
-        let (status, headers) = (response.status(), response.headers().clone());
-        Ok((status, headers, response.bytes().await?.to_vec()))
-    })
+    block(super::send(
+        w.no_redirects.get(url).header("user-agent", TWITTER),
+    ))
 }
 
 /// `imgate-origin warm --sitemap` finds every page's card: two the crawl made, one new.

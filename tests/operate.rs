@@ -344,19 +344,14 @@ fn request_ids(w: &World) -> anyhow::Result<()> {
 /// Logs reach their file through a pipe after the answer: wait (up to ten
 /// seconds) for the first line of `path` that contains every one of `needles`.
 fn wait_for_line(path: &std::path::Path, needles: &[&str]) -> anyhow::Result<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let what = format!("{needles:?} appears in {}", path.display());
+    super::eventually(&what, std::time::Duration::from_secs(10), || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-            return Ok(line.to_string());
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "{needles:?} never appeared in {}",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        Ok(text
+            .lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string))
+    })
 }
 
 /// Bad settings stop `serve` before Chromium or the store is touched, each

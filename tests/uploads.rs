@@ -51,9 +51,7 @@ impl World {
             if let Some(body) = body {
                 request = request.json(&body);
             }
-            let response = request.send().await?;
-            let (status, headers) = (response.status(), response.headers().clone());
-            Ok((status, headers, response.bytes().await?.to_vec()))
+            super::send(request).await
         })
     }
 

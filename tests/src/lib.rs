@@ -88,6 +88,13 @@ impl Processes {
         found
     }
 
+    /// `root` and every process below it.
+    pub fn tree(&self, root: u32) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.descendants(root).iter().map(|p| p.pid).collect();
+        pids.push(root);
+        pids
+    }
+
     pub fn get(&self, pid: u32) -> Option<&Process> {
         self.0.iter().find(|p| p.pid == pid)
     }

@@ -76,58 +76,102 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<String> {
-    let sign = |path: &str| -> String {
+/// What every request of the soak shares: how to sign and send one, and the tally.
+struct Load {
+    http: reqwest::Client,
+    edge: String,
+    keyring: Keyring,
+    tally: Tally,
+    /// New cards asked so far, which makes each one's title unique.
+    new_cards: AtomicU64,
+    tag: String,
+}
+
+impl Load {
+    /// A signed public URL for a card path and query.
+    fn signed(&self, path: &str) -> String {
         let card = route::parse_card_url(path).expect("a card URL");
         format!(
             "{}{}",
-            stack.edge_url,
-            keyring.sign_url(&card).expect("keys")
+            self.edge,
+            self.keyring.sign_url(&card).expect("keys")
         )
-    };
-    let hot: Vec<String> = (0..HOT)
-        .map(|i| sign(&format!("/og/basic.png?title=Hot%20card%20{i}")))
-        .collect();
-    let edge = stack.edge_url.clone();
-    let bad: Vec<String> = [
-        "/og/basic.png?title=x",
-        "/og/basic.png?title=x&k=soak&s=AAAA",
-        "/og/..%2F..%2Fsecret.png",
-        "/r/thumbnail/../../x.jpg",
-        "/og/nope.png?title=x",
-        "/og/basic.gif?title=x",
-        "/admin",
-    ]
-    .iter()
-    .map(|p| format!("{edge}{p}"))
-    .chain([sign("/og/basic.png?title=x&colour=red")])
-    .collect();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    for url in &hot {
-        let status = http.get(url).send().await?.status();
+    }
+
+    /// A card nobody asked for before.
+    fn new_card(&self) -> String {
+        let i = self.new_cards.fetch_add(1, Ordering::Relaxed);
+        self.signed(&format!("/og/basic.png?title=New%20{}%20{i}", self.tag))
+    }
+
+    /// GETs `url`, reads the answer and counts it as `kind` expects.
+    async fn ask(&self, url: &str, kind: Kind) {
+        let status = match self.http.get(url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                // Read the body: a client that hangs up early is another test.
+                let _ = response.bytes().await;
+                Some(status)
+            }
+            Err(_) => None,
+        };
+        let tally = &self.tally;
+        let counter = match (kind, status) {
+            (Kind::Hit, Some(200)) => &tally.hits,
+            (Kind::Miss, Some(200)) => &tally.rendered,
+            (Kind::Miss, Some(503)) => &tally.shed,
+            (Kind::Bad, Some(400..500)) => &tally.refused,
+            _ => &tally.unexpected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<String> {
+    let load = Arc::new(Load {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            // Below the servers' 75 s header timeout, which also closes idle
+            // keep-alive connections (reqwest keeps them 90 s by default).
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?,
+        edge: stack.edge_url.clone(),
+        keyring: keyring.clone(),
+        tally: Tally::default(),
+        new_cards: AtomicU64::new(0),
+        tag: random_hex(3)?,
+    });
+    let hot: Arc<Vec<String>> = Arc::new(
+        (0..HOT)
+            .map(|i| load.signed(&format!("/og/basic.png?title=Hot%20card%20{i}")))
+            .collect(),
+    );
+    let bad: Arc<Vec<String>> = Arc::new(
+        [
+            "/og/basic.png?title=x",
+            "/og/basic.png?title=x&k=soak&s=AAAA",
+            "/og/..%2F..%2Fsecret.png",
+            "/r/thumbnail/../../x.jpg",
+            "/og/nope.png?title=x",
+            "/og/basic.gif?title=x",
+            "/admin",
+        ]
+        .iter()
+        .map(|p| format!("{}{p}", load.edge))
+        .chain([load.signed("/og/basic.png?title=x&colour=red")])
+        .collect(),
+    );
+    for url in hot.iter() {
+        let status = load.http.get(url).send().await?.status();
         ensure!(status == 200, "warming {url}: {status}");
     }
 
     let total = Duration::from_secs_f64(args.minutes * 60.0);
     let warm_up = total / 10;
     let started = Instant::now();
-    let tally = Arc::new(Tally::default());
-    let misses = Arc::new(AtomicU64::new(0));
-    let tag = random_hex(3)?;
     let mut workers = Vec::new();
     for worker in 0..args.concurrency {
-        let (http, hot, bad, tally, misses, tag) = (
-            http.clone(),
-            hot.clone(),
-            bad.clone(),
-            tally.clone(),
-            misses.clone(),
-            tag.clone(),
-        );
-        let keyring = keyring.clone();
-        let edge = edge.clone();
+        let (load, hot, bad) = (load.clone(), hot.clone(), bad.clone());
         workers.push(tokio::spawn(async move {
             let mut n: u64 = worker as u64;
             while started.elapsed() < total {
@@ -137,49 +181,16 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
                 let pick = (n >> 33) % 100;
                 let (url, kind) = match pick {
                     0..60 => (hot[(n >> 40) as usize % HOT].clone(), Kind::Hit),
-                    60..80 => {
-                        let i = misses.fetch_add(1, Ordering::Relaxed);
-                        let card = route::parse_card_url(&format!(
-                            "/og/basic.png?title=Soak%20{tag}%20{i}"
-                        ))
-                        .expect("a card URL");
-                        (
-                            format!("{edge}{}", keyring.sign_url(&card).expect("keys")),
-                            Kind::Miss,
-                        )
-                    }
+                    60..80 => (load.new_card(), Kind::Miss),
                     _ => (bad[(n >> 40) as usize % bad.len()].clone(), Kind::Bad),
                 };
-                let status = match http.get(&url).send().await {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        // Read the body: a client that hangs up early is another test.
-                        let _ = response.bytes().await;
-                        Some(status)
-                    }
-                    Err(_) => None,
-                };
-                let counter = match (kind, status) {
-                    (Kind::Hit, Some(200)) => &tally.hits,
-                    (Kind::Miss, Some(200)) => &tally.rendered,
-                    (Kind::Miss, Some(503)) => &tally.shed,
-                    (Kind::Bad, Some(400..500)) => &tally.refused,
-                    _ => &tally.unexpected,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                load.ask(&url, kind).await;
             }
         }));
     }
 
     let flood = {
-        let (http, tally, misses, tag, keyring, edge) = (
-            http.clone(),
-            tally.clone(),
-            misses.clone(),
-            tag.clone(),
-            keyring.clone(),
-            edge.clone(),
-        );
+        let load = load.clone();
         let (every, size) = (Duration::from_secs(args.flood_every_secs), args.flood_size);
         tokio::spawn(async move {
             let mut floods = 0u64;
@@ -192,25 +203,8 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
                 floods += 1;
                 let burst: Vec<_> = (0..size)
                     .map(|_| {
-                        let i = misses.fetch_add(1, Ordering::Relaxed);
-                        let card = route::parse_card_url(&format!(
-                            "/og/basic.png?title=Flood%20{tag}%20{i}"
-                        ))
-                        .expect("a card URL");
-                        let url = format!("{edge}{}", keyring.sign_url(&card).expect("keys"));
-                        let (http, tally) = (http.clone(), tally.clone());
-                        tokio::spawn(async move {
-                            let status = match http.get(&url).send().await {
-                                Ok(r) => Some(r.status().as_u16()),
-                                Err(_) => None,
-                            };
-                            let counter = match status {
-                                Some(200) => &tally.rendered,
-                                Some(503) => &tally.shed,
-                                _ => &tally.unexpected,
-                            };
-                            counter.fetch_add(1, Ordering::Relaxed);
-                        })
+                        let load = load.clone();
+                        tokio::spawn(async move { load.ask(&load.new_card(), Kind::Miss).await })
                     })
                     .collect();
                 for request in burst {
@@ -237,8 +231,8 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
             eprintln!(
                 "soak: {:>4.0}s  {} requests  {} unexpected  origin + Chromium {} MiB  edge {} MiB",
                 started.elapsed().as_secs_f64(),
-                count(&tally),
-                tally.unexpected.load(Ordering::Relaxed),
+                count(&load.tally),
+                load.tally.unexpected.load(Ordering::Relaxed),
                 origin / 1024,
                 edge_kib / 1024
             );
@@ -249,10 +243,11 @@ async fn soak(args: &Args, stack: &Stack, keyring: &Keyring) -> anyhow::Result<S
     }
     let floods = flood.await?;
     let elapsed = started.elapsed();
-    settle(&http, stack).await?;
+    settle(&load.http, stack).await?;
     let end = memory(stack)?;
     let growth = |before: u64, after: u64| (after as f64 / before as f64 - 1.0) * 100.0;
-    let requests = count(&tally);
+    let tally = &load.tally;
+    let requests = count(tally);
     let unexpected = tally.unexpected.load(Ordering::Relaxed);
     let (origin_growth, edge_growth) = (growth(baseline.0, end.0), growth(baseline.1, end.1));
     let report = format!(
@@ -321,14 +316,7 @@ fn count(tally: &Tally) -> u64 {
 fn memory(stack: &Stack) -> anyhow::Result<(u64, u64)> {
     let origin = stack.origin_pid().context("the origin exited")?;
     let edge = stack.edge_pid().context("the edge host exited")?;
-    let procs = Processes::read()?;
-    let tree: Vec<u32> = procs
-        .descendants(origin)
-        .iter()
-        .map(|p| p.pid)
-        .chain([origin])
-        .collect();
-    Ok((pss_kib(tree), pss_kib([edge])))
+    Ok((pss_kib(Processes::read()?.tree(origin)), pss_kib([edge])))
 }
 
 /// Waits until the origin has nothing queued or rendering.
