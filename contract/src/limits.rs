@@ -1,6 +1,9 @@
 //! Upper bounds on everything a URL can carry. They are checked before any
 //! allocation that grows with the input, so a hostile URL costs a few microseconds.
 
+/// Largest request head (request line and headers) either server reads:
+/// 431 beyond. CDNs and load balancers send far less.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Longest request path accepted, in bytes.
 pub const MAX_PATH_LEN: usize = 512;
 /// Longest raw query string accepted, in bytes (before decoding).

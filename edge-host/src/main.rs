@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
                 .keep_alive(true)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_header_size(MAX_HEAD_BYTES)
+                .max_header_size(imgate_contract::limits::MAX_HEAD_BYTES)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -167,8 +167,6 @@ async fn main() -> anyhow::Result<()> {
 /// How long a client may take to send a request's headers; it also closes
 /// idle keep-alive connections, so it is longer than a CDN's idle timeout.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
-/// Largest request head: 431 beyond.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 

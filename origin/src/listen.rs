@@ -12,9 +12,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
-/// Largest request head (request line and headers): 431 beyond. ALB and
-/// CloudFront send far less; a client sending more is not one of ours.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long requests in flight may finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -48,7 +45,7 @@ pub async fn serve<F>(
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(client_timeout)
-            .max_header_size(MAX_HEAD_BYTES)
+            .max_header_size(imgate_contract::limits::MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -52,12 +52,7 @@ fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn decode(bytes: &[u8], format: ImageFormat) -> image::RgbaImage {
-    let f = match format {
-        ImageFormat::Png => image::ImageFormat::Png,
-        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
-        ImageFormat::Webp => image::ImageFormat::WebP,
-    };
-    image::load_from_memory_with_format(bytes, f)
+    image::load_from_memory_with_format(bytes, crate::rendition::codec(format))
         .expect("decodes as its declared format")
         .to_rgba8()
 }

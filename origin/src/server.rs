@@ -148,14 +148,10 @@ async fn read_within(
     body: impl futures::Stream<Item = Result<impl bytes::Buf, warp::Error>>,
     timeout: std::time::Duration,
 ) -> Result<Bytes, OriginError> {
+    use bytes::BufMut;
     use futures::TryStreamExt;
-    let read = body.try_fold(Vec::new(), |mut all, mut chunk| async move {
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            all.extend_from_slice(piece);
-            let n = piece.len();
-            chunk.advance(n);
-        }
+    let read = body.try_fold(Vec::new(), |mut all, chunk| async move {
+        all.put(chunk);
         Ok(all)
     });
     match tokio::time::timeout(timeout, read).await {

@@ -6,7 +6,7 @@
 
 use imgate_contract::{ImageFormat, Presets};
 
-use crate::{Codec, Original, SourceLimits, sniff};
+use crate::{Original, SourceLimits, codec, sniff};
 
 /// Small enough that one input takes milliseconds; the checks before decoding
 /// are what is under test, not the size of the defaults.
@@ -35,12 +35,7 @@ pub fn source(data: &[u8]) {
             .render(preset, format)
             .unwrap_or_else(|e| panic!("{width}×{height} decoded but did not render: {e}"));
         assert!(out.width <= preset.width && out.height <= preset.height);
-        let codec = match format {
-            ImageFormat::Jpeg => Codec::Jpeg,
-            ImageFormat::Png => Codec::Png,
-            ImageFormat::Webp => Codec::WebP,
-        };
-        assert_eq!(sniff(&out.bytes).ok(), Some(codec));
+        assert_eq!(sniff(&out.bytes).ok(), Some(codec(format)));
     }
 }
 

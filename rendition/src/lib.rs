@@ -74,6 +74,15 @@ impl SourceError {
     }
 }
 
+/// The `image` crate's codec for one of imgate's output formats.
+pub fn codec(format: ImageFormat) -> Codec {
+    match format {
+        ImageFormat::Jpeg => Codec::Jpeg,
+        ImageFormat::Png => Codec::Png,
+        ImageFormat::Webp => Codec::WebP,
+    }
+}
+
 /// Identifies a source by its first bytes; the extension and the declared
 /// content type are the uploader's word, not evidence.
 pub fn sniff(bytes: &[u8]) -> Result<Codec, SourceError> {
