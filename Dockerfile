@@ -40,7 +40,7 @@ COPY templates /etc/imgate/templates
 # reaches it).
 ENV IMGATE_ORIGIN_LISTEN=0.0.0.0:8081 \
     IMGATE_TEMPLATES=/etc/imgate/templates \
-    IMGATE_CHROMIUM=/usr/bin/chromium \
+    IMGATE_CHROMIUM=/usr/lib/chromium/chromium-headless-shell \
     IMGATE_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /var/lib/imgate

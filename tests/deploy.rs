@@ -90,11 +90,11 @@ fn the_runtime_stage_installs_the_one_package_list() {
 fn the_list_has_the_browser_and_a_font_for_every_script_cards_use() {
     let packages = imgate_origin::runtime_packages();
     for needed in [
-        "chromium",               // the renderer (IMGATE_CHROMIUM=/usr/bin/chromium)
-        "fonts-noto-core",        // Latin, Arabic, Hebrew, …
-        "fonts-noto-cjk",         // Chinese, Japanese, Korean
-        "fonts-noto-color-emoji", // emoji
-        "ca-certificates",        // HTTPS to S3 and data sources
+        "chromium-headless-shell", // the renderer (IMGATE_CHROMIUM in the Dockerfile)
+        "fonts-noto-core",         // Latin, Arabic, Hebrew, …
+        "fonts-noto-cjk",          // Chinese, Japanese, Korean
+        "fonts-noto-color-emoji",  // emoji
+        "ca-certificates",         // HTTPS to S3 and data sources
     ] {
         assert!(packages.contains(&needed), "{needed} missing: {packages:?}");
     }

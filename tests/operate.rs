@@ -198,7 +198,8 @@ fn doctor(w: &World) -> anyhow::Result<()> {
     ensure!(ok, "{out}");
     for line in [
         "✓ templates:",
-        "✓ chromium: Chrome/",
+        "✓ chromium: HeadlessChrome/",
+        "(headless shell, begin frames)",
         "rendered the basic card",
         "✓ store: bucket",
     ] {

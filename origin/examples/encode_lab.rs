@@ -1,10 +1,11 @@
 //! Where a palette PNG's time goes, stage by stage, and what each deflate
 //! level and filter would cost. Feeds `encode.rs`'s choices.
 //!
-//! cargo run --release -p imgate-origin --example encode_lab -- capture.png
+//! cargo run --release -p imgate-origin --example encode_lab -- capture.jpg
 //!
-//! `capture.png` is any lossless capture of a card, e.g.
-//! `chromium --headless --screenshot=capture.png --window-size=1200,630 card.html`.
+//! `capture.jpg` is any capture of a card: what the renderer feeds the encoder
+//! is Chromium's JPEG at quality 100; a lossless PNG works too, e.g.
+//! `chromium-headless-shell --screenshot=capture.png --window-size=1200,630 card.html`.
 
 use std::time::Instant;
 

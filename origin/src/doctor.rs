@@ -114,7 +114,11 @@ pub async fn chromium(options: RendererOptions, templates: &Templates) -> Check 
             .map_err(|e| e.to_string()),
         Err(e) => Err(format!("{e:#}")),
     };
-    let version = renderer.version().await;
+    let version = format!(
+        "{} ({})",
+        renderer.version().await,
+        renderer.capture().describe()
+    );
     renderer.shutdown().await;
     match result {
         Ok(png) => Check::pass(

@@ -1,16 +1,18 @@
 //! A small PNG, fast. Chromium's own PNG encoder spends ~130 ms on a 1200×630
-//! card (322 KB for the product card), so the renderer captures with
-//! `optimize_for_speed` (~700 KB in ~20 ms) and this module re-encodes it as a
-//! 256-colour palette PNG.
+//! card (322 KB for the product card), and even its fastest setting costs
+//! ~20 ms more than a JPEG for a 700 KB file. So the renderer captures a JPEG
+//! at quality 100 (`capture::Encoding::for_card`) and this module re-encodes it
+//! as a 256-colour palette PNG.
 //!
 //! Measured on the product card (release build, one core; `examples/encode_lab.rs`
-//! prints the table): decode 3 ms, quantise + dither 19 ms, deflate 7 ms → 66 KB.
+//! prints the table): decode 4 ms, quantise + dither 18 ms, deflate 10 ms → 99 KB
+//! (from a lossless capture: 66 KB; the JPEG's faint noise costs bytes, not looks).
 //! - Dithering: none gives 45 KB but gradients band visibly; Floyd–Steinberg at
 //!   0.5 looks like the original at 1×; full strength doubles the size (noise
 //!   does not compress).
 //! - Deflate: palette indices compress best unfiltered (adaptive filtering is
-//!   +65% here); zlib level 6 through zlib-rs is 7 ms, level 9 four times that
-//!   for 5% less, level 1 2.5× the size.
+//!   +65% here); zlib level 6 through zlib-rs is 7–10 ms, level 9 four times
+//!   that for 5% less, level 3 half the time for 25% more, level 1 2.5× the size.
 
 use anyhow::Context;
 use quantette::deps::palette::{Srgb, cast};
@@ -20,9 +22,9 @@ use quantette::{ImageRef, Pipeline};
 /// Error diffusion strength: enough to hide gradient bands, little enough to compress.
 const DITHER: f32 = 0.5;
 
-/// Re-encodes an opaque RGB(A) PNG as an 8-bit palette PNG.
-pub fn palette_png(png_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let (width, height, rgb) = decode_rgb(png_bytes)?;
+/// Re-encodes an opaque capture (JPEG or PNG) as an 8-bit palette PNG.
+pub fn palette_png(capture: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (width, height, rgb) = decode_rgb(capture)?;
     let pixels: &[Srgb<u8>] = cast::from_component_slice(&rgb);
     let image = ImageRef::new(width, height, pixels)
         .map_err(|_| anyhow::anyhow!("{width}×{height} image has the wrong number of pixels"))?;
@@ -49,28 +51,14 @@ pub fn palette_png(png_bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes a PNG to packed 8-bit RGB, dropping alpha (cards are opaque).
-fn decode_rgb(png_bytes: &[u8]) -> anyhow::Result<(u32, u32, Vec<u8>)> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().context("not a PNG")?;
-    let mut buf = vec![0; reader.output_buffer_size().context("PNG too large")?];
-    let info = reader.next_frame(&mut buf)?;
-    buf.truncate(info.buffer_size());
-    let rgb = match info.color_type {
-        png::ColorType::Rgb => buf,
-        png::ColorType::Rgba => buf
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect(),
-        png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g]).collect(),
-        png::ColorType::GrayscaleAlpha => buf
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0]])
-            .collect(),
-        png::ColorType::Indexed => anyhow::bail!("indexed PNG was not expanded"),
-    };
-    Ok((info.width, info.height, rgb))
+/// Decodes a capture (JPEG or PNG) to packed 8-bit RGB, dropping alpha
+/// (cards are opaque).
+fn decode_rgb(capture: &[u8]) -> anyhow::Result<(u32, u32, Vec<u8>)> {
+    let image = image::load_from_memory(capture)
+        .context("not an image")?
+        .into_rgb8();
+    let (width, height) = image.dimensions();
+    Ok((width, height, image.into_raw()))
 }
 
 #[cfg(test)]
@@ -151,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_is_not_a_png() {
+    fn refuses_what_is_not_an_image() {
         assert!(palette_png(b"GIF89a....").is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! the benchmark uses the renderer directly.
 
 pub mod backfill;
+pub mod capture;
 pub mod cli;
 pub mod data;
 pub mod debug;

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use chromiumoxide::cdp::browser_protocol::emulation::{
     SetDeviceMetricsOverrideParams, SetScriptExecutionDisabledParams,
 };
@@ -21,9 +20,6 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
 };
 use chromiumoxide::cdp::browser_protocol::inspector::{self, EventTargetCrashed};
 use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
-use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams,
-};
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::listeners::EventStream;
 use chromiumoxide::{Browser, BrowserConfig, Page};
@@ -32,6 +28,7 @@ use imgate_contract::{CardSpec, ImageFormat};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{Notify, RwLock, Semaphore};
 
+use crate::capture::{Capture, Capturer, Encoding};
 use crate::encode;
 use crate::error::OriginError;
 use crate::metrics::RendererMetrics;
@@ -51,10 +48,6 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "disable-dev-shm-usage",
     "font-render-hinting=none",
 ];
-
-/// Encoder quality for lossy formats: visually clean text at a fraction of PNG's size.
-const JPEG_QUALITY: i64 = 88;
-const WEBP_QUALITY: i64 = 88;
 
 /// How the pool is set up.
 #[derive(Debug, Clone)]
@@ -80,6 +73,7 @@ pub struct RendererOptions {
 pub struct Renderer {
     options: RendererOptions,
     executable: PathBuf,
+    capture: Capturer,
     browser: RwLock<Arc<BrowserSlot>>,
     idle: StdMutex<Vec<PooledPage>>,
     permits: Semaphore,
@@ -109,9 +103,19 @@ struct PooledPage {
     generation: u64,
     policy: Arc<StdMutex<Option<Arc<CardSpec>>>>,
     interceptor: tokio::task::JoinHandle<()>,
+    /// What the page was last set up for (viewport, JavaScript): unchanged
+    /// settings are not sent again.
+    setup: Option<Setup>,
     /// Fires if the page's renderer process dies: a render waiting on it
     /// would otherwise wait out its timeout.
     crashed: EventStream<EventTargetCrashed>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Setup {
+    width: u32,
+    height: u32,
+    javascript: bool,
 }
 
 /// A page leaves the pool only when it failed, timed out or its browser is gone:
@@ -139,9 +143,11 @@ impl Renderer {
         };
         let died = Arc::new(Notify::new());
         let closing = Arc::new(AtomicBool::new(false));
-        let first = launch_browser(&executable, &options, 0, &died, &closing).await?;
-        tracing::info!(chromium = %first.version, executable = %executable.display(), pages = options.pages, "renderer ready");
+        let capture = Capture::for_executable(&executable);
+        let first = launch_browser(&executable, capture, &options, 0, &died, &closing).await?;
+        tracing::info!(chromium = %first.version, executable = %executable.display(), capture = capture.describe(), pages = options.pages, "renderer ready");
         let renderer = Arc::new(Self {
+            capture: Capturer::new(capture),
             permits: Semaphore::new(options.pages.max(1)),
             admitted: Semaphore::new(options.pages.max(1) + options.queue),
             options,
@@ -158,6 +164,11 @@ impl Renderer {
 
     pub async fn version(&self) -> String {
         self.browser.read().await.version.clone()
+    }
+
+    /// How this renderer's Chromium captures a page.
+    pub fn capture(&self) -> Capture {
+        self.capture.capture
     }
 
     pub async fn is_alive(&self) -> bool {
@@ -186,8 +197,9 @@ impl Renderer {
         let mut alive = self.browser.read().await.alive.subscribe();
         let render = tokio::time::timeout(timeout, async {
             let mut tab = self.checkout().await?;
+            let encoding = Encoding::for_card(format);
             let result = tokio::select! {
-                result = render_on(&tab.page, &tab.policy, page, format) => {
+                result = render_on(&tab.page, &tab.policy, &mut tab.setup, &self.capture, page, encoding) => {
                     result.map_err(|e| OriginError::Render(e.to_string()))
                 }
                 _ = tab.crashed.next() => Err(OriginError::PageCrashed),
@@ -250,6 +262,7 @@ impl Renderer {
         let target = CreateTargetParams::builder()
             .url("about:blank")
             .new_window(true)
+            .enable_begin_frame_control(self.capture.capture.controls_frames())
             .build()
             .map_err(chromiumoxide::error::CdpError::msg)?;
         let page = slot.browser.read().await.new_page(target).await?;
@@ -294,6 +307,7 @@ impl Renderer {
             generation: slot.generation,
             policy,
             interceptor,
+            setup: None,
             crashed,
         })
     }
@@ -332,6 +346,7 @@ impl Renderer {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let fresh = launch_browser(
             &self.executable,
+            self.capture.capture,
             &self.options,
             generation,
             &self.died,
@@ -369,48 +384,39 @@ impl Renderer {
 async fn render_on(
     tab: &Page,
     policy: &StdMutex<Option<Arc<CardSpec>>>,
+    setup: &mut Option<Setup>,
+    capture: &Capturer,
     page: &CardPage,
-    format: ImageFormat,
+    encoding: Encoding,
 ) -> chromiumoxide::Result<Vec<u8>> {
     *policy.lock().expect("policy poisoned") = Some(page.spec.clone());
-    tab.execute(SetScriptExecutionDisabledParams::new(!page.spec.javascript))
+    let wanted = Setup {
+        width: page.spec.width,
+        height: page.spec.height,
+        javascript: page.spec.javascript,
+    };
+    if *setup != Some(wanted) {
+        // Forgotten first: if a call fails half-way the page is dropped
+        // anyway, but a stale `setup` must never outlive a change.
+        *setup = None;
+        tab.execute(SetScriptExecutionDisabledParams::new(!wanted.javascript))
+            .await?;
+        tab.execute(SetDeviceMetricsOverrideParams::new(
+            wanted.width,
+            wanted.height,
+            1.0,
+            false,
+        ))
         .await?;
-    tab.execute(SetDeviceMetricsOverrideParams::new(
-        page.spec.width,
-        page.spec.height,
-        1.0,
-        false,
-    ))
-    .await?;
-    tab.set_content(&page.html).await?;
-    // Page.captureScreenshot directly: chromiumoxide's screenshot() first
-    // activates the target, one more round trip per card for nothing.
-    let shot = tab.execute(capture_params(format)).await?;
-    let data: &str = shot.result.data.as_ref();
-    base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|e| chromiumoxide::error::CdpError::msg(format!("screenshot is not base64: {e}")))
-}
-
-/// PNG is captured fast and large, then made small by `encode::palette_png`.
-fn capture_params(format: ImageFormat) -> CaptureScreenshotParams {
-    let builder = CaptureScreenshotParams::builder();
-    match format {
-        ImageFormat::Png => builder
-            .format(CaptureScreenshotFormat::Png)
-            .optimize_for_speed(true),
-        ImageFormat::Jpeg => builder
-            .format(CaptureScreenshotFormat::Jpeg)
-            .quality(JPEG_QUALITY),
-        ImageFormat::Webp => builder
-            .format(CaptureScreenshotFormat::Webp)
-            .quality(WEBP_QUALITY),
+        *setup = Some(wanted);
     }
-    .build()
+    tab.set_content(&page.html).await?;
+    capture.take(tab, encoding).await
 }
 
 async fn launch_browser(
     executable: &std::path::Path,
+    capture: Capture,
     options: &RendererOptions,
     generation: u64,
     died: &Arc<Notify>,
@@ -428,6 +434,7 @@ async fn launch_browser(
         .launch_timeout(Duration::from_secs(30))
         .request_timeout(options.timeout)
         .args(CHROMIUM_FLAGS.iter().copied())
+        .args(capture.flags().iter().copied())
         .args(network_lockdown(&options.allowed_hosts))
         .args(
             options
@@ -547,9 +554,18 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// A headless shell first: it renders a card in a third of the time (see
+/// `capture`). Debian's wrapper script in /usr/bin runs the binary as a child,
+/// which would put a shell between the supervisor and the browser, so the
+/// binary itself is preferred.
 fn find_chromium() -> Option<PathBuf> {
+    const DEBIAN_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
+    if std::path::Path::new(DEBIAN_SHELL).is_file() {
+        return Some(DEBIAN_SHELL.into());
+    }
     let path = std::env::var_os("PATH")?;
     [
+        "chrome-headless-shell",
         "chromium",
         "chromium-browser",
         "google-chrome",

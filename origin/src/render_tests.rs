@@ -10,12 +10,20 @@ use std::time::Duration;
 use imgate_contract::ImageFormat;
 
 use super::{Renderer, RendererOptions};
+use crate::capture::{Capture, Encoding};
 use crate::error::OriginError;
 use crate::templates::Templates;
 
 async fn renderer(timeout: Duration) -> Arc<Renderer> {
+    renderer_on(None, timeout).await
+}
+
+/// Full Chromium, whose `--headless` has no begin-frame control: the other capture.
+const FULL_CHROMIUM: &str = "/usr/bin/chromium";
+
+async fn renderer_on(executable: Option<&str>, timeout: Duration) -> Arc<Renderer> {
     Renderer::launch(RendererOptions {
-        executable: None,
+        executable: executable.map(Into::into),
         pages: 2,
         queue: 16,
         timeout,
@@ -24,7 +32,7 @@ async fn renderer(timeout: Duration) -> Arc<Renderer> {
         metrics: Default::default(),
     })
     .await
-    .expect("chromium starts (apt-get install chromium)")
+    .expect("chromium starts (apt-get install chromium-headless-shell chromium)")
 }
 
 fn shipped() -> Templates {
@@ -69,7 +77,19 @@ fn colours(img: &image::RgbaImage) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_shipped_template_renders_in_every_format() {
-    let r = renderer(Duration::from_secs(20)).await;
+    // Both ways of capturing: the headless shell found by default, and full Chromium.
+    for (executable, capture) in [
+        (None, Capture::BeginFrame),
+        (Some(FULL_CHROMIUM), Capture::Screenshot),
+    ] {
+        let r = renderer_on(executable, Duration::from_secs(20)).await;
+        assert_eq!(r.capture.capture, capture, "{executable:?}");
+        render_every_shipped_template(&r).await;
+        r.shutdown().await;
+    }
+}
+
+async fn render_every_shipped_template(r: &Renderer) {
     let t = shipped();
     let samples = [
         (
@@ -111,7 +131,6 @@ async fn every_shipped_template_renders_in_every_format() {
             );
         }
     }
-    r.shutdown().await;
 }
 
 /// Counts connections to a loopback listener for the duration of a test.
@@ -343,10 +362,6 @@ fn block_means(img: &image::RgbaImage) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn card_pngs_are_small_and_match_a_lossless_capture() {
-    use base64::Engine;
-    use chromiumoxide::cdp::browser_protocol::page::{
-        CaptureScreenshotFormat, CaptureScreenshotParams,
-    };
     let r = renderer(Duration::from_secs(20)).await;
     let t = shipped();
     for (template, p) in [
@@ -374,23 +389,17 @@ async fn card_pngs_are_small_and_match_a_lossless_capture() {
         let page = t.page(template, &p).unwrap();
         let small = r.screenshot(&page, ImageFormat::Png).await.unwrap();
         // The reference: Chromium's own lossless PNG of the same page.
-        let tab = r.checkout().await.unwrap();
-        super::render_on(&tab.page, &tab.policy, &page, ImageFormat::Jpeg)
-            .await
-            .unwrap();
-        let shot = tab
-            .page
-            .execute(
-                CaptureScreenshotParams::builder()
-                    .format(CaptureScreenshotFormat::Png)
-                    .build(),
-            )
-            .await
-            .unwrap();
-        let data: &str = shot.result.data.as_ref();
-        let lossless = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .unwrap();
+        let mut tab = r.checkout().await.unwrap();
+        let lossless = super::render_on(
+            &tab.page,
+            &tab.policy,
+            &mut tab.setup,
+            &r.capture,
+            &page,
+            Encoding::Png,
+        )
+        .await
+        .unwrap();
         r.checkin(tab);
         assert!(
             small.len() <= 150 * 1024 && small.len() * 2 < lossless.len(),
