@@ -138,7 +138,7 @@ impl Renderer {
         let executable = match &options.executable {
             Some(path) => path.clone(),
             None => find_chromium().context(
-                "no Chromium found: install it (apt-get install chromium) or set IMGATE_CHROMIUM",
+                "no Chromium found: install it (apt-get install chromium-headless-shell) or set IMGATE_CHROMIUM",
             )?,
         };
         let died = Arc::new(Notify::new());
