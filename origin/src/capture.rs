@@ -51,7 +51,7 @@ pub enum Capture {
 /// Takes captures for one renderer, a frame at a time where that is needed.
 #[derive(Debug)]
 pub struct Capturer {
-    pub capture: Capture,
+    capture: Capture,
     one_frame_at_a_time: Mutex<()>,
 }
 
@@ -124,6 +124,10 @@ impl Capturer {
             capture,
             one_frame_at_a_time: Mutex::new(()),
         }
+    }
+
+    pub fn capture(&self) -> Capture {
+        self.capture
     }
 
     /// The page as it is now, encoded.

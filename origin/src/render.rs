@@ -168,7 +168,7 @@ impl Renderer {
 
     /// How this renderer's Chromium captures a page.
     pub fn capture(&self) -> Capture {
-        self.capture.capture
+        self.capture.capture()
     }
 
     pub async fn is_alive(&self) -> bool {
@@ -262,7 +262,7 @@ impl Renderer {
         let target = CreateTargetParams::builder()
             .url("about:blank")
             .new_window(true)
-            .enable_begin_frame_control(self.capture.capture.controls_frames())
+            .enable_begin_frame_control(self.capture().controls_frames())
             .build()
             .map_err(chromiumoxide::error::CdpError::msg)?;
         let page = slot.browser.read().await.new_page(target).await?;
@@ -346,7 +346,7 @@ impl Renderer {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let fresh = launch_browser(
             &self.executable,
-            self.capture.capture,
+            self.capture(),
             &self.options,
             generation,
             &self.died,

@@ -83,7 +83,7 @@ async fn every_shipped_template_renders_in_every_format() {
         (Some(FULL_CHROMIUM), Capture::Screenshot),
     ] {
         let r = renderer_on(executable, Duration::from_secs(20)).await;
-        assert_eq!(r.capture.capture, capture, "{executable:?}");
+        assert_eq!(r.capture(), capture, "{executable:?}");
         render_every_shipped_template(&r).await;
         r.shutdown().await;
     }
