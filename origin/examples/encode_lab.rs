@@ -1,11 +1,13 @@
-//! Where a palette PNG's time goes, stage by stage, and what each deflate
-//! level and filter would cost. Feeds `encode.rs`'s choices.
+//! Where a palette PNG's time goes, stage by stage, how far each remap strays
+//! from the lossless original, and what each deflate level would cost. Feeds
+//! `encode.rs`'s and `dither.rs`'s choices.
 //!
-//! cargo run --release -p imgate-origin --example encode_lab -- capture.jpg
+//! cargo run --release -p imgate-origin --example encode_lab -- capture.jpg [lossless.png]
 //!
-//! `capture.jpg` is any capture of a card: what the renderer feeds the encoder
-//! is Chromium's JPEG at quality 100; a lossless PNG works too, e.g.
-//! `chromium-headless-shell --screenshot=capture.png --window-size=1200,630 card.html`.
+//! `capture.jpg` is what the renderer feeds the encoder: Chromium's JPEG at
+//! quality 100 of a card. `lossless.png`, Chromium's PNG of the same card, is
+//! the reference for the 4×4 block error (what the eye sees at 1×); without it
+//! the capture itself is.
 
 use std::time::Instant;
 
@@ -27,54 +29,108 @@ fn timed<T>(label: &str, mut f: impl FnMut() -> T) -> T {
     out
 }
 
+fn rgb(bytes: &[u8]) -> anyhow::Result<image::RgbImage> {
+    Ok(image::load_from_memory(bytes)?.into_rgb8())
+}
+
+/// Mean and p99.9 of the per-channel difference of 4×4 block means.
+fn block_error(a: &image::RgbImage, b: &image::RgbImage) -> (f64, f64) {
+    let (w, h) = a.dimensions();
+    let mut errors = Vec::new();
+    for by in (0..h - h % 4).step_by(4) {
+        for bx in (0..w - w % 4).step_by(4) {
+            for c in 0..3 {
+                let (mut sa, mut sb) = (0i32, 0i32);
+                for y in by..by + 4 {
+                    for x in bx..bx + 4 {
+                        sa += i32::from(a.get_pixel(x, y)[c]);
+                        sb += i32::from(b.get_pixel(x, y)[c]);
+                    }
+                }
+                errors.push(f64::from((sa - sb).abs()) / 16.0);
+            }
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    (mean, errors[errors.len() * 999 / 1000])
+}
+
+fn png(width: u32, height: u32, palette: &[u8], indices: &[u8], level: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_palette(palette.to_vec());
+    encoder.set_deflate_compression(png::DeflateCompression::Level(level));
+    encoder.set_filter(png::Filter::NoFilter);
+    let mut writer = encoder.write_header().expect("header");
+    writer.write_image_data(indices).expect("data");
+    writer.finish().expect("finish");
+    out
+}
+
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: encode_lab CAPTURE.png"))?;
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: encode_lab CAPTURE.jpg [LOSSLESS.png]"))?;
     let src = std::fs::read(&path)?;
+    let reference = match args.next() {
+        Some(lossless) => rgb(&std::fs::read(lossless)?)?,
+        None => rgb(&src)?,
+    };
+
     println!("| stage | time |\n| --- | ---: |");
     let out = timed("palette_png, all stages", || {
         imgate_origin::encode::palette_png(&src)
     })?;
-    println!("| → size | {} KB |", out.len() / 1000);
+    let (mean, p999) = block_error(&rgb(&out)?, &reference);
+    println!(
+        "| → {} KB, block error {mean:.2} / p99.9 {p999:.2} |",
+        out.len() / 1000
+    );
 
-    let image = image::load_from_memory(&src)?.into_rgb8();
+    let image = timed("decode", || rgb(&src))?;
     let (width, height) = image.dimensions();
     let pixels: &[Srgb<u8>] = cast::from_component_slice(image.as_raw());
-    for dedup in [false, true] {
-        timed(&format!("quantise + dither, dedup {dedup}"), || {
-            Pipeline::new()
-                .palette_size(PaletteSize::MAX)
-                .ditherer(FloydSteinberg::with_error_diffusion(0.5))
-                .dedup(dedup)
-                .input_image(ImageRef::new(width, height, pixels).expect("sized"))
-                .output_srgb8_indexed_image()
-        });
-    }
-    let (palette, indices) = Pipeline::new()
-        .ditherer(FloydSteinberg::with_error_diffusion(0.5))
-        .input_image(ImageRef::new(width, height, pixels).expect("sized"))
-        .output_srgb8_indexed_image()
-        .into_parts();
-    let palette: Vec<u8> = cast::into_component_vec(palette);
-    for level in [1, 3, 6, 9] {
-        for (name, filter) in [
-            ("none", png::Filter::NoFilter),
-            ("adaptive", png::Filter::Adaptive),
+    let input = || ImageRef::new(width, height, pixels).expect("sized");
+    let palette = timed("palette (Wu in Oklab, dedup)", || {
+        Pipeline::new()
+            .palette_size(PaletteSize::MAX)
+            .dedup(true)
+            .input_image(input())
+            .output_srgb8_palette()
+            .expect("not empty")
+    });
+    let colours: Vec<[u8; 3]> = palette.iter().map(|c| [c.red, c.green, c.blue]).collect();
+    let ours = timed("remap: dither.rs (sRGB, cached)", || {
+        imgate_origin::dither::dither(image.as_raw(), width as usize, &colours)
+    });
+    let (theirs_palette, theirs) = timed("palette + remap: quantette (Oklab)", || {
+        Pipeline::new()
+            .palette_size(PaletteSize::MAX)
+            .ditherer(FloydSteinberg::with_error_diffusion(0.5))
+            .dedup(true)
+            .input_image(input())
+            .output_srgb8_indexed_image()
+            .into_parts()
+    });
+    let theirs_palette: Vec<u8> = cast::into_component_vec(theirs_palette);
+    let ours_palette = colours.concat();
+
+    for level in [1, 3, 6] {
+        for (name, palette, indices) in [
+            ("dither.rs", &ours_palette, &ours),
+            ("quantette", &theirs_palette, &theirs),
         ] {
-            let png = timed(&format!("deflate level {level}, filter {name}"), || {
-                let mut out = Vec::new();
-                let mut encoder = png::Encoder::new(&mut out, width, height);
-                encoder.set_color(png::ColorType::Indexed);
-                encoder.set_palette(palette.clone());
-                encoder.set_deflate_compression(png::DeflateCompression::Level(level));
-                encoder.set_filter(filter);
-                let mut writer = encoder.write_header().expect("header");
-                writer.write_image_data(&indices).expect("data");
-                writer.finish().expect("finish");
-                out
+            let out = timed(&format!("deflate level {level}, {name}"), || {
+                png(width, height, palette, indices, level)
             });
-            println!("| → size | {} KB |", png.len() / 1000);
+            let (mean, p999) = block_error(&rgb(&out)?, &reference);
+            println!(
+                "| → {} KB, block error {mean:.2} / p99.9 {p999:.2} |",
+                out.len() / 1000
+            );
         }
     }
     Ok(())

@@ -16,11 +16,9 @@
 
 use anyhow::Context;
 use quantette::deps::palette::{Srgb, cast};
-use quantette::dither::FloydSteinberg;
 use quantette::{ImageRef, Pipeline};
 
-/// Error diffusion strength: enough to hide gradient bands, little enough to compress.
-const DITHER: f32 = 0.5;
+use crate::dither;
 
 /// Re-encodes an opaque capture (JPEG or PNG) as an 8-bit palette PNG.
 pub fn palette_png(capture: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -28,21 +26,23 @@ pub fn palette_png(capture: &[u8]) -> anyhow::Result<Vec<u8>> {
     let pixels: &[Srgb<u8>] = cast::from_component_slice(&rgb);
     let image = ImageRef::new(width, height, pixels)
         .map_err(|_| anyhow::anyhow!("{width}×{height} image has the wrong number of pixels"))?;
-    let indexed = Pipeline::new()
+    let colours: Vec<[u8; 3]> = Pipeline::new()
         .palette_size(quantette::PaletteSize::MAX)
-        .ditherer(FloydSteinberg::with_error_diffusion(DITHER))
-        // Cards are mostly flat colour: convert each distinct colour once.
+        // Cards are mostly flat colour: quantise each distinct colour once.
         .dedup(true)
         .input_image(image)
-        .output_srgb8_indexed_image();
-    let (palette, indices) = indexed.into_parts();
-    let palette: Vec<u8> = cast::into_component_vec(palette);
+        .output_srgb8_palette()
+        .context("empty image")?
+        .iter()
+        .map(|c| [c.red, c.green, c.blue])
+        .collect();
+    let indices = dither::dither(&rgb, width as usize, &colours);
 
     let mut out = Vec::with_capacity(indices.len() / 3);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Indexed);
     encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_palette(palette);
+    encoder.set_palette(colours.concat());
     encoder.set_deflate_compression(png::DeflateCompression::Level(6));
     encoder.set_filter(png::Filter::NoFilter);
     let mut writer = encoder.write_header()?;

@@ -9,6 +9,7 @@ pub mod data;
 pub mod debug;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod dither;
 pub mod doctor;
 pub mod encode;
 pub mod error;
