@@ -94,15 +94,9 @@ fn main() -> anyhow::Result<()> {
     let (width, height) = image.dimensions();
     let pixels: &[Srgb<u8>] = cast::from_component_slice(image.as_raw());
     let input = || ImageRef::new(width, height, pixels).expect("sized");
-    let palette = timed("palette (Wu in Oklab, dedup)", || {
-        Pipeline::new()
-            .palette_size(PaletteSize::MAX)
-            .dedup(true)
-            .input_image(input())
-            .output_srgb8_palette()
-            .expect("not empty")
-    });
-    let colours: Vec<[u8; 3]> = palette.iter().map(|c| [c.red, c.green, c.blue]).collect();
+    let colours = timed("palette (Wu in Oklab, dedup, flat colours kept)", || {
+        imgate_origin::encode::palette(image.as_raw(), width, height)
+    })?;
     let ours = timed("remap: dither.rs (sRGB, cached)", || {
         imgate_origin::dither::dither(image.as_raw(), width as usize, &colours)
     });
