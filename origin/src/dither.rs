@@ -112,7 +112,7 @@ impl Palette {
     }
 }
 
-fn squared_distance(a: [i32; 3], b: [i32; 3]) -> i32 {
+pub(crate) fn squared_distance(a: [i32; 3], b: [i32; 3]) -> i32 {
     (0..3).map(|c| (a[c] - b[c]).pow(2)).sum()
 }
 

@@ -91,13 +91,10 @@ fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) {
     // Most common first: it gets first pick when two want the same slot.
     flat.sort_unstable_by_key(|&(colour, count)| (std::cmp::Reverse(count), colour));
     let mut snapped = vec![false; colours.len()];
-    let distance = |a: [u8; 3], b: [u8; 3]| -> i32 {
-        (0..3)
-            .map(|c| (i32::from(a[c]) - i32::from(b[c])).pow(2))
-            .sum()
-    };
     for (colour, _) in flat.into_iter().take(colours.len()) {
-        let nearest = (0..colours.len()).min_by_key(|&i| distance(colours[i], colour));
+        let nearest = (0..colours.len()).min_by_key(|&i| {
+            dither::squared_distance(colours[i].map(i32::from), colour.map(i32::from))
+        });
         if let Some(i) = nearest.filter(|&i| !snapped[i]) {
             colours[i] = colour;
             snapped[i] = true;
