@@ -64,30 +64,21 @@ pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<[u8; 3
 }
 
 /// A run of identical pixels this long is part of a flat area.
-const FLAT_RUN: u32 = 16;
+const FLAT_RUN: usize = 16;
 
 /// Moves palette colours onto the image's flat colours (backgrounds, panels,
 /// badges). Wu's colours are cluster centroids, a level or two off the flat
 /// colour they stand for, so without this every flat area is dithered into
 /// noise: it costs bytes and time, and the eye sees a faint grain.
 fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) {
-    let mut runs: std::collections::HashMap<[u8; 3], u32> = Default::default();
+    let mut runs: std::collections::HashMap<[u8; 3], usize> = Default::default();
     let (pixels, _) = rgb.as_chunks::<3>();
-    let Some(&first) = pixels.first() else { return };
-    let (mut colour, mut length) = (first, 0);
-    // A sentinel that differs from the last pixel ends the last run.
-    let end = [!pixels[pixels.len() - 1][0], 0, 0];
-    for &pixel in pixels.iter().chain([&end]) {
-        if pixel == colour {
-            length += 1;
-            continue;
+    for run in pixels.chunk_by(|a, b| a == b) {
+        if run.len() >= FLAT_RUN {
+            *runs.entry(run[0]).or_default() += run.len();
         }
-        if length >= FLAT_RUN {
-            *runs.entry(colour).or_default() += length;
-        }
-        (colour, length) = (pixel, 1);
     }
-    let mut flat: Vec<([u8; 3], u32)> = runs.into_iter().collect();
+    let mut flat: Vec<([u8; 3], usize)> = runs.into_iter().collect();
     // Most common first: it gets first pick when two want the same slot.
     flat.sort_unstable_by_key(|&(colour, count)| (std::cmp::Reverse(count), colour));
     let mut snapped = vec![false; colours.len()];
