@@ -48,6 +48,8 @@ struct Figures {
     p95_ms: f64,
     cards_per_s: BTreeMap<usize, f64>,
     cpu_ms_per_card: f64,
+    /// imgate only: which process spent the CPU (Chromium's `--type`).
+    cpu_by_process: BTreeMap<String, f64>,
     png_bytes: usize,
     peak_pss_mib: f64,
 }
@@ -65,7 +67,6 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
     .collect();
     let page = Arc::new(templates.page("product", &params)?);
 
-    let sampler = MemorySampler::start();
     let started = Instant::now();
     let renderer = Renderer::launch(RendererOptions {
         executable: None,
@@ -86,16 +87,21 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
     }
 
     eprintln!("imgate: {iterations} cards one at a time…");
-    let cpu_before = tree_cpu_seconds();
+    let cpu_before = tree_cpu_ticks();
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
         renderer.screenshot(&page, format).await?;
         times.push(ms(t.elapsed()));
     }
-    let cpu_ms_per_card = (tree_cpu_seconds() - cpu_before) * 1000.0 / iterations as f64;
+    let cpu_by_process = cpu_ms_per_card_by_process(&cpu_before, &tree_cpu_ticks(), iterations);
+    let cpu_ms_per_card = cpu_by_process.values().sum();
     times.sort_by(f64::total_cmp);
 
+    // Not earlier: reading `smaps_rollup` of a browser tree every 50 ms costs
+    // more CPU than a card's CDP traffic, and would be counted as imgate's
+    // and slow its cards. The peak is with the most pages open, below.
+    let sampler = MemorySampler::start();
     let mut cards_per_s = BTreeMap::new();
     for concurrency in CONCURRENCY {
         eprintln!("imgate: {iterations} cards, {concurrency} at a time…");
@@ -110,6 +116,7 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
         p95_ms: percentile(&times, 0.95),
         cards_per_s,
         cpu_ms_per_card,
+        cpu_by_process,
         png_bytes: first.len(),
         peak_pss_mib: sampler.stop(),
     })
@@ -168,6 +175,7 @@ fn satori(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
         // Satori renders on the JavaScript thread: one at a time, whatever the concurrency.
         cards_per_s: BTreeMap::from([(1, f("cards_per_s")?)]),
         cpu_ms_per_card: f("cpu_ms_per_card")?,
+        cpu_by_process: BTreeMap::new(),
         png_bytes: f("png_bytes")? as usize,
         peak_pss_mib: f("peak_rss_mib")?,
     })
@@ -220,6 +228,10 @@ fn print_table(iterations: usize, format: ImageFormat, imgate: &Figures, satori:
         "| cold start to first card | {:.0} ms | | |",
         imgate.cold_start_ms
     );
+    println!("\n| imgate CPU per card, by process | ms |\n| --- | ---: |");
+    for (process, ms) in &imgate.cpu_by_process {
+        println!("| {process} | {ms:.1} |");
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -240,24 +252,33 @@ fn processes() -> HashMap<u32, (u32, u64)> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may contain anything: split after it.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // rest starts at field 3 (state): ppid is field 4, utime 14, stime 15.
-        all.insert(pid, (field(1) as u32, field(11) + field(12)));
+        if let Some(stat) = Stat::read(&format!("/proc/{pid}/stat")) {
+            all.insert(pid, (stat.parent, stat.ticks));
+        }
     }
     all
+}
+
+/// The fields of `/proc/…/stat` the bench needs.
+struct Stat {
+    parent: u32,
+    /// utime + stime.
+    ticks: u64,
+}
+
+impl Stat {
+    fn read(path: &str) -> Option<Self> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        // The command name is in parentheses and may contain anything: split around it.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        // rest starts at field 3 (state): ppid is field 4, utime 14, stime 15.
+        Some(Self {
+            parent: field(1)? as u32,
+            ticks: field(11)? + field(12)?,
+        })
+    }
 }
 
 /// This process and all its descendants.
@@ -276,15 +297,54 @@ fn tree(all: &HashMap<u32, (u32, u64)>) -> Vec<u32> {
     members
 }
 
-/// CPU seconds used so far by this process and everything it started (Chromium).
-fn tree_cpu_seconds() -> f64 {
+/// CPU ticks used so far by this process and everything it started
+/// (Chromium), by pid.
+fn tree_cpu_ticks() -> HashMap<u32, u64> {
     let all = processes();
-    let ticks: u64 = tree(&all)
-        .iter()
-        .filter_map(|pid| all.get(pid))
-        .map(|(_, t)| t)
-        .sum();
-    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+    tree(&all)
+        .into_iter()
+        .filter_map(|pid| Some((pid, all.get(&pid)?.1)))
+        .collect()
+}
+
+/// CPU milliseconds per card between two snapshots, summed by what each
+/// process is: the bench itself (CDP client and PNG re-encode) or a Chromium
+/// process by its `--type` (renderer, gpu-process, utility, ...).
+fn cpu_ms_per_card_by_process(
+    before: &HashMap<u32, u64>,
+    after: &HashMap<u32, u64>,
+    cards: usize,
+) -> BTreeMap<String, f64> {
+    let ms_per_tick = 1000.0 / rustix::param::clock_ticks_per_second() as f64;
+    let mut by_kind = BTreeMap::new();
+    for (pid, ticks) in after {
+        let spent = ticks - before.get(pid).copied().unwrap_or(0).min(*ticks);
+        *by_kind.entry(process_kind(*pid)).or_default() +=
+            spent as f64 * ms_per_tick / cards as f64;
+    }
+    by_kind
+}
+
+fn process_kind(pid: u32) -> String {
+    if pid == std::process::id() {
+        return "imgate (CDP client, re-encode)".into();
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // Chromium's children retitle themselves: their arguments are one
+    // space-separated string, not NUL-separated.
+    let args: Vec<String> = cmdline
+        .split(|&b| b == 0 || b == b' ')
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let kind = |prefix: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(prefix).map(str::to_owned))
+    };
+    match (kind("--type="), kind("--utility-sub-type=")) {
+        (Some(_), Some(sub)) => format!("chromium utility ({sub})"),
+        (Some(t), None) => format!("chromium {t}"),
+        (None, _) => "chromium browser".into(),
+    }
 }
 
 /// Samples the proportional memory of the browser processes (descendants only).
