@@ -2,12 +2,12 @@
 //! from the lossless original, and what each deflate level would cost. Feeds
 //! `encode.rs`'s and `dither.rs`'s choices.
 //!
-//! cargo run --release -p imgate-origin --example encode_lab -- capture.jpg [lossless.png]
+//! cargo run --release -p imgate-origin --example encode_lab -- capture.jpg [lossless.png [out.png]]
 //!
 //! `capture.jpg` is what the renderer feeds the encoder: Chromium's JPEG at
 //! quality 100 of a card. `lossless.png`, Chromium's PNG of the same card, is
 //! the reference for the 4×4 block error (what the eye sees at 1×); without it
-//! the capture itself is.
+//! the capture itself is. `out.png` receives `encode::palette_png`'s result.
 
 use std::time::Instant;
 
@@ -73,12 +73,13 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: encode_lab CAPTURE.jpg [LOSSLESS.png]"))?;
+        .ok_or_else(|| anyhow::anyhow!("usage: encode_lab CAPTURE.jpg [LOSSLESS.png [OUT.png]]"))?;
     let src = std::fs::read(&path)?;
     let reference = match args.next() {
         Some(lossless) => rgb(&std::fs::read(lossless)?)?,
         None => rgb(&src)?,
     };
+    let save_to = args.next();
 
     println!("| stage | time |\n| --- | ---: |");
     let out = timed("palette_png, all stages", || {
@@ -89,6 +90,9 @@ fn main() -> anyhow::Result<()> {
         "| → {} KB, block error {mean:.2} / p99.9 {p999:.2} |",
         out.len() / 1000
     );
+    if let Some(path) = save_to {
+        std::fs::write(path, &out)?;
+    }
 
     let image = timed("decode", || rgb(&src))?;
     let (width, height) = image.dimensions();
@@ -98,7 +102,7 @@ fn main() -> anyhow::Result<()> {
         imgate_origin::encode::palette(image.as_raw(), width, height)
     })?;
     let ours = timed("remap: dither.rs (sRGB, cached)", || {
-        imgate_origin::dither::dither(image.as_raw(), width as usize, &colours)
+        imgate_origin::dither::dither(image.as_raw(), width as usize, 0, &colours)
     });
     let (theirs_palette, theirs) = timed("palette + remap: quantette (Oklab)", || {
         Pipeline::new()

@@ -140,8 +140,10 @@ fn key([r, g, b]: [u8; 3]) -> u32 {
 }
 
 /// Maps packed 8-bit RGB (`width` pixels a row) onto `colours`: exact colours
-/// as they are, the rest ordered-dithered. Returns one palette index per pixel.
-pub fn dither(rgb: &[u8], width: usize, colours: &[[u8; 3]]) -> Vec<u8> {
+/// as they are, the rest ordered-dithered. `first_row` is the number of
+/// `rgb`'s first row in the image (images are dithered in bands), for the
+/// matrix's phase. Returns one palette index per pixel.
+pub fn dither(rgb: &[u8], width: usize, first_row: usize, colours: &[[u8; 3]]) -> Vec<u8> {
     assert!(width > 0 && rgb.len().is_multiple_of(width * 3));
     let mut palette = Palette::new(colours);
     let keys: Vec<u32> = colours.iter().map(|&c| key(c)).collect();
@@ -164,7 +166,7 @@ pub fn dither(rgb: &[u8], width: usize, colours: &[[u8; 3]]) -> Vec<u8> {
         .enumerate()
     {
         let (pixels, _) = row.as_chunks::<3>();
-        let nudges = &NUDGES[y % 4];
+        let nudges = &NUDGES[(first_row + y) % 4];
         for (x, &pixel) in pixels.iter().enumerate() {
             // The pixel a matrix period to the left had the same nudge: the
             // same colour there (half the pixels of a gradient card, nine in
@@ -193,7 +195,7 @@ mod tests {
     fn palette_colours_map_to_themselves() {
         let colours = [[255, 255, 255], [15, 23, 42], [245, 158, 11], [0, 0, 0]];
         let rgb: Vec<u8> = (0..64).flat_map(|i| colours[i % 4]).collect();
-        let indices = dither(&rgb, 8, &colours);
+        let indices = dither(&rgb, 8, 0, &colours);
         let expected: Vec<u8> = (0..64).map(|i| (i % 4) as u8).collect();
         assert_eq!(indices, expected);
     }
@@ -202,7 +204,10 @@ mod tests {
     #[test]
     fn black_is_searched_not_taken_from_the_empty_cache() {
         let rgb = vec![0; 4 * 4 * 3];
-        assert_eq!(dither(&rgb, 4, &[[255, 255, 255], [0, 0, 0]]), vec![1; 16]);
+        assert_eq!(
+            dither(&rgb, 4, 0, &[[255, 255, 255], [0, 0, 0]]),
+            vec![1; 16]
+        );
     }
 
     #[test]
@@ -266,7 +271,7 @@ mod tests {
         // every pixel would be the darker one. (3 of 16 here: the nudges are
         // whole levels, and a tie goes to the darker.)
         let rgb = vec![104; 64 * 64 * 3];
-        let indices = dither(&rgb, 64, &[[100, 100, 100], [116, 116, 116]]);
+        let indices = dither(&rgb, 64, 0, &[[100, 100, 100], [116, 116, 116]]);
         let lighter = indices.iter().filter(|&&i| i == 1).count();
         assert!(
             (2 * 4096 / 16..6 * 4096 / 16).contains(&lighter),

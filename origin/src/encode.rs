@@ -29,19 +29,106 @@ use crate::dither;
 pub fn palette_png(capture: &[u8]) -> anyhow::Result<Vec<u8>> {
     let (width, height, rgb) = decode_rgb(capture)?;
     let colours = palette(&rgb, width, height)?;
-    let indices = dither::dither(&rgb, width as usize, &colours);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let data = image_data(&rgb, width as usize, &colours, cores.min(MAX_BANDS))?;
 
-    let mut out = Vec::with_capacity(indices.len() / 3);
+    let mut out = Vec::with_capacity(data.len() + 1024);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Indexed);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_palette(colours.concat());
-    encoder.set_deflate_compression(png::DeflateCompression::Level(6));
-    encoder.set_filter(png::Filter::NoFilter);
     let mut writer = encoder.write_header()?;
-    writer.write_image_data(&indices)?;
+    writer.write_chunk(png::chunk::IDAT, &data)?;
     writer.finish()?;
     Ok(out)
+}
+
+/// zlib level: 6 is 62 KB in ~10 ms on the product card, 5 is 71 KB in
+/// ~7.5 ms, 3 is 94 KB in ~6.5 ms. A card is made once and served for ever.
+const LEVEL: u32 = 6;
+
+/// Bands at most (one per core, the last on the caller's thread), and rows per band at least: a band costs a
+/// thread and starts with a cold colour cache.
+const MAX_BANDS: usize = 4;
+const MIN_BAND_ROWS: usize = 64;
+
+/// The PNG's image data (IDAT): `rgb` remapped onto `colours` as unfiltered
+/// scanlines in one zlib stream, made in horizontal bands that are dithered
+/// and deflated each on its own core. The raw deflate streams join into one:
+/// every band but the last ends with a sync flush, which stops on a byte
+/// boundary without marking a final block. Each band starts with an empty
+/// window, which costs ~1% of the size for halving the time to a card.
+fn image_data(
+    rgb: &[u8],
+    width: usize,
+    colours: &[[u8; 3]],
+    bands: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let height = rgb.len() / 3 / width;
+    // A multiple of 4 rows keeps every band in phase with the dither matrix.
+    let band_rows = height
+        .div_ceil(bands)
+        .max(MIN_BAND_ROWS)
+        .next_multiple_of(4);
+    let bands: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|scope| {
+        let band = |(i, rows): (usize, &[u8])| {
+            let indices = dither::dither(rows, width, i * band_rows, colours);
+            let mut scanlines = Vec::with_capacity(indices.len() + indices.len() / width);
+            for row in indices.chunks_exact(width) {
+                // Filter type 0 (none): palette indices are not magnitudes.
+                scanlines.push(0);
+                scanlines.extend_from_slice(row);
+            }
+            let last = (i + 1) * band_rows >= height;
+            let deflated = deflate(&scanlines, last)?;
+            anyhow::Ok((scanlines, deflated))
+        };
+        let mut chunks = rgb.chunks(band_rows * width * 3).enumerate();
+        let first = chunks.next().context("empty image")?;
+        let others: Vec<_> = chunks
+            .map(|chunk| scope.spawn(move || band(chunk)))
+            .collect();
+        let mut bands = vec![band(first)?];
+        for other in others {
+            bands.push(
+                other
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a PNG band's thread panicked"))??,
+            );
+        }
+        anyhow::Ok(bands)
+    })?;
+
+    let mut adler = adler2::Adler32::new();
+    let mut data = vec![0x78, 0x9c]; // zlib: deflate, 32 KiB window
+    for (scanlines, deflated) in &bands {
+        adler.write_slice(scanlines);
+        data.extend_from_slice(deflated);
+    }
+    data.extend_from_slice(&adler.checksum().to_be_bytes());
+    Ok(data)
+}
+
+/// Raw deflate of `data`, ending the stream if `last`, else with a sync flush.
+fn deflate(data: &[u8], last: bool) -> anyhow::Result<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    let mut compress = Compress::new(Compression::new(LEVEL), false);
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(data.len() / 4 + 1024);
+    loop {
+        let read = compress.total_in() as usize;
+        let status = compress.compress_vec(&data[read..], &mut out, flush)?;
+        let all_read = compress.total_in() as usize == data.len();
+        // A sync flush is complete once it returns with output space to spare.
+        if status == Status::StreamEnd || (!last && all_read && out.len() < out.capacity()) {
+            return Ok(out);
+        }
+        out.reserve(out.capacity());
+    }
 }
 
 /// Picks up to 256 colours for packed 8-bit RGB: Wu's in Oklab over a
@@ -223,6 +310,30 @@ mod tests {
             changed * 100 < exact.len(),
             "{changed} of the panel's {} pixels changed colour",
             exact.len()
+        );
+    }
+
+    #[test]
+    fn bands_join_into_one_zlib_stream_of_the_same_scanlines() {
+        let (width, height) = (50, 300);
+        let src = rgb_png(width, height, |x, y| {
+            [(x * 5) as u8, (y * 255 / 299) as u8, 90]
+        });
+        let (_, _, rgb) = decode_rgb(&src).unwrap();
+        let colours = palette(&rgb, width, height).unwrap();
+        // The zlib decoder checks the Adler-32 of the whole stream.
+        let inflate = |data: Vec<u8>| {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&data[..]), &mut out)
+                .unwrap();
+            out
+        };
+        let one = inflate(image_data(&rgb, width as usize, &colours, 1).unwrap());
+        let three = inflate(image_data(&rgb, width as usize, &colours, 3).unwrap());
+        assert_eq!(one.len(), (width as usize + 1) * height as usize);
+        assert!(
+            one == three,
+            "three bands decode to other scanlines than one"
         );
     }
 
