@@ -139,25 +139,67 @@ fn key([r, g, b]: [u8; 3]) -> u32 {
     u32::from(r) << 16 | u32::from(g) << 8 | u32::from(b)
 }
 
+/// Nearest palette colours, cached: a direct-mapped cache keyed by the exact
+/// colour in front of the grid search.
+struct Nearest {
+    palette: Palette,
+    cache: Vec<u32>,
+}
+
+impl Nearest {
+    #[inline]
+    fn index(&mut self, key: u32) -> u8 {
+        let entry = self.cache[slot(key)];
+        if entry >> 8 == key {
+            entry as u8
+        } else {
+            self.miss(key)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, key: u32) -> u8 {
+        let rgb = [key >> 16, key >> 8 & 0xff, key & 0xff].map(|v| v as i32);
+        let index = self.palette.nearest(rgb);
+        self.cache[slot(key)] = key << 8 | u32::from(index);
+        index
+    }
+}
+
+/// Which colours may be in the palette: one bit per hash of a colour (4096
+/// bits, a fraction of a cache line per lookup), so that most pixels that are
+/// not a palette colour skip the cache lookup that would prove it.
+struct MaybePalette([u64; 64]);
+
+impl MaybePalette {
+    fn new(keys: &[u32]) -> Self {
+        let mut bits = [0; 64];
+        for &key in keys {
+            let bit = slot(key) % 4096;
+            bits[bit / 64] |= 1 << (bit % 64);
+        }
+        Self(bits)
+    }
+
+    #[inline]
+    fn may_hold(&self, key: u32) -> bool {
+        let bit = slot(key) % 4096;
+        self.0[bit / 64] >> (bit % 64) & 1 == 1
+    }
+}
+
 /// Maps packed 8-bit RGB (`width` pixels a row) onto `colours`: exact colours
 /// as they are, the rest ordered-dithered. `first_row` is the number of
 /// `rgb`'s first row in the image (images are dithered in bands), for the
 /// matrix's phase. Returns one palette index per pixel.
 pub fn dither(rgb: &[u8], width: usize, first_row: usize, colours: &[[u8; 3]]) -> Vec<u8> {
     assert!(width > 0 && rgb.len().is_multiple_of(width * 3));
-    let mut palette = Palette::new(colours);
     let keys: Vec<u32> = colours.iter().map(|&c| key(c)).collect();
-    let mut cache = empty_cache();
-    let mut nearest = |rgb: [u8; 3]| {
-        let key = key(rgb);
-        let entry = &mut cache[slot(key)];
-        if *entry >> 8 == key {
-            *entry as u8
-        } else {
-            let index = palette.nearest(rgb.map(i32::from));
-            *entry = key << 8 | u32::from(index);
-            index
-        }
+    let in_palette = MaybePalette::new(&keys);
+    let mut nearest = Nearest {
+        palette: Palette::new(colours),
+        cache: empty_cache(),
     };
     let mut indices = vec![0; rgb.len() / 3];
     for (y, (row, out)) in rgb
@@ -175,13 +217,16 @@ pub fn dither(rgb: &[u8], width: usize, first_row: usize, colours: &[[u8; 3]]) -
                 out[x] = out[x - 4];
                 continue;
             }
-            let index = nearest(pixel);
-            out[x] = if keys[usize::from(index)] == key(pixel) {
-                index
-            } else {
-                let nudge = nudges[x % 4];
-                nearest(pixel.map(|v| v.saturating_add_signed(nudge)))
-            };
+            let key = key(pixel);
+            if in_palette.may_hold(key) {
+                let index = nearest.index(key);
+                if keys[usize::from(index)] == key {
+                    out[x] = index;
+                    continue;
+                }
+            }
+            let nudge = nudges[x % 4];
+            out[x] = nearest.index(self::key(pixel.map(|v| v.saturating_add_signed(nudge))));
         }
     }
     indices

@@ -181,10 +181,8 @@ const FLAT_RUN: usize = 16;
 fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) {
     let mut runs: std::collections::HashMap<[u8; 3], usize> = Default::default();
     let (pixels, _) = rgb.as_chunks::<3>();
-    for run in pixels.chunk_by(|a, b| a == b) {
-        if run.len() >= FLAT_RUN {
-            *runs.entry(run[0]).or_default() += run.len();
-        }
+    for (colour, length) in flat_runs(pixels) {
+        *runs.entry(colour).or_default() += length;
     }
     let mut flat: Vec<([u8; 3], usize)> = runs.into_iter().collect();
     // Most common first: it gets first pick when two want the same slot.
@@ -199,6 +197,31 @@ fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) {
             snapped[i] = true;
         }
     }
+}
+
+/// Runs of at least `FLAT_RUN` identical pixels, as colour and length. Looks
+/// at every `FLAT_RUN / 2`th pixel only, until two a stride apart match: any
+/// long enough run holds such a pair, and a gradient or photo rarely does.
+fn flat_runs(pixels: &[[u8; 3]]) -> Vec<([u8; 3], usize)> {
+    const STRIDE: usize = FLAT_RUN / 2;
+    let mut runs = Vec::new();
+    let mut at = 0;
+    while at + STRIDE < pixels.len() {
+        let colour = pixels[at];
+        if pixels[at + STRIDE] != colour {
+            at += STRIDE;
+            continue;
+        }
+        // Runs found before all end before `at`, so none is counted twice.
+        let before = pixels[..at].iter().rev().take_while(|&&c| c == colour);
+        let from_here = pixels[at..].iter().take_while(|&&c| c == colour);
+        let (start, end) = (at - before.count(), at + from_here.count());
+        if end - start >= FLAT_RUN {
+            runs.push((colour, end - start));
+        }
+        at = end;
+    }
+    runs
 }
 
 /// Decodes a capture (JPEG or PNG) to packed 8-bit RGB, dropping alpha
@@ -335,6 +358,22 @@ mod tests {
             one == three,
             "three bands decode to other scanlines than one"
         );
+    }
+
+    #[test]
+    fn flat_runs_finds_every_long_run_once() {
+        // Runs of every length from 1 to 40, each its own colour: they start
+        // at every phase of the stride.
+        let mut pixels = Vec::new();
+        let mut expected = Vec::new();
+        for length in 1..=40 {
+            let colour = [length as u8, 0, 0];
+            pixels.extend(std::iter::repeat_n(colour, length));
+            if length >= FLAT_RUN {
+                expected.push((colour, length));
+            }
+        }
+        assert_eq!(flat_runs(&pixels), expected);
     }
 
     #[test]
