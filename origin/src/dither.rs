@@ -4,12 +4,12 @@
 //! Each pixel that is not exactly a palette colour is nudged along the grey
 //! axis by a 4×4 Bayer threshold and mapped to the colour nearest the nudged
 //! value, so across a 4×4 block a gradient mixes its two nearest colours in
-//! proportion. Against Floyd–Steinberg at half strength (this module before):
-//! the product card's 4×4 block error vs Chromium's lossless capture went from
-//! 0.91 to 0.74 (the same on blocks offset by two pixels, so not an artefact
-//! of the block grid matching the matrix), the PNG from 73 KB to 66 KB (a
+//! proportion. Against Floyd–Steinberg at half strength (this module before;
+//! same palette), on the product card: 4×4 block error vs Chromium's lossless
+//! capture 0.91 → 0.74 (the same on blocks offset by two pixels, so not an
+//! artefact of the block grid matching the matrix), PNG 73 KB → 66 KB (a
 //! regular pattern deflates better than diffused noise), and no pixel depends
-//! on another's error, so nothing is carried from pixel to pixel.
+//! on another's error, so rows can be dithered in any order.
 //!
 //! Pixels that are exactly a palette colour (flat areas, text on them) are
 //! kept: nudging them would grain every flat panel whose colour sits between

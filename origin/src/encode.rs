@@ -8,16 +8,16 @@
 //! build, one core; callgrind, and `examples/encode_lab.rs` for the table):
 //! decode 35 M instructions (~5 ms), palette 16 M, remap 54 M, deflate 45 M
 //! (~10 ms) → 62 KB. Remap and deflate run in bands, one per core, which
-//! halves the time to a card on two cores but not its CPU. The palette is Wu's in
-//! Oklab (quantette) over a sample, with the flat colours moved onto their
-//! exact values; the remap is `dither.rs`. quantette's own Oklab remap gave
+//! halves the time to a card on two cores but not its CPU. The palette is
+//! Wu's in Oklab (quantette) over a sample, with the flat colours moved onto
+//! their exact values; the remap is `dither.rs`. quantette's own Oklab remap gave
 //! 99 KB and a 4×4 block error of 1.29 against Chromium's lossless PNG; this
 //! gives 0.73.
 //! - Dithering: none gives 49 KB but gradients band visibly (block error
 //!   1.56); ordered dithering looks like the original at 1× (a fine regular
-//!   texture shows at 2× zoom); Floyd–Steinberg
-//!   at half strength (before) gave 73 KB and 0.91, at full strength twice the
-//!   size (noise does not compress).
+//!   texture shows at 2× zoom); Floyd–Steinberg at half strength (before)
+//!   gave 73 KB and 0.91, at full strength twice the size (noise does not
+//!   compress).
 //! - Deflate: palette indices compress best unfiltered (adaptive filtering is
 //!   +65% here); zlib level 6 through zlib-rs is 7–10 ms, level 9 four times
 //!   that for 5% less, level 3 half the time for 50% more, level 1 2.5× the size.
@@ -50,8 +50,9 @@ pub fn palette_png(capture: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// ~7.5 ms, 3 is 94 KB in ~6.5 ms. A card is made once and served for ever.
 const LEVEL: u32 = 6;
 
-/// Bands at most (one per core, the last on the caller's thread), and rows per band at least: a band costs a
-/// thread and starts with a cold colour cache.
+/// Bands at most (one per core; the first runs on the caller's thread), and
+/// rows per band at least: a band costs a thread and starts with a cold
+/// colour cache.
 const MAX_BANDS: usize = 4;
 const MIN_BAND_ROWS: usize = 64;
 
@@ -151,7 +152,7 @@ pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<[u8; 3
         height.div_ceil(SAMPLE_STEP as u32),
         &sample,
     )
-    .map_err(|_| anyhow::anyhow!("{width}×{height} image has the wrong number of pixels"))?;
+    .map_err(|_| anyhow::anyhow!("palette sample of the wrong size"))?;
     let mut colours: Vec<[u8; 3]> = Pipeline::new()
         .palette_size(quantette::PaletteSize::MAX)
         // Cards are mostly flat colour: quantise each distinct colour once.
