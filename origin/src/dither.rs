@@ -65,7 +65,7 @@ const CELLS_PER_SIDE: usize = 256 >> CELL_BITS;
 /// The palette with a lazily built grid over the RGB cube: each cell lists the
 /// only colours that can be nearest to some point in it, so a search looks at
 /// a handful of colours instead of 256 (a brute-force search cost ~300 ns, and
-/// a JPEG capture's noise makes ~11% of a card's pixels miss the cache).
+/// a JPEG capture's noise makes ~8% of a card's remap lookups miss the cache).
 struct Palette {
     colours: Vec<[i32; 3]>,
     /// Per cell: where its list starts in `candidates`, and its length
