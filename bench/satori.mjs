@@ -1,13 +1,15 @@
 // The reference point for imgate's card benchmark: the product card through
 // Satori + resvg, as @vercel/og renders it. Same text, same Noto Sans files,
-// 1200×630. Prints one JSON object; `cargo bench -p imgate-origin` runs it.
+// 1200×630. `cargo bench -p imgate-origin --bench cards` runs it: after warming
+// up it prints {"ready":true}, then for each number N read from stdin renders
+// N cards and prints one JSON line (times, wall and CPU milliseconds, size, RSS).
 //
-//   node bench/satori.mjs [iterations] [save-card-to.png]
+//   node bench/satori.mjs [save-card-to.png]
 import { readFileSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import satori from "satori";
 import { Resvg } from "@resvg/resvg-js";
 
-const iterations = Number(process.argv[2] ?? 40);
 const font = (file) => readFileSync(`/usr/share/fonts/truetype/noto/${file}`);
 const fonts = [
   { name: "Noto Sans", data: font("NotoSans-Regular.ttf"), weight: 400, style: "normal" },
@@ -50,30 +52,30 @@ async function render() {
 }
 
 for (let i = 0; i < 5; i++) await render(); // warm up: JIT, font parsing caches
-if (process.argv[3]) writeFileSync(process.argv[3], await render());
+if (process.argv[2]) writeFileSync(process.argv[2], await render());
 
-const times = [];
-let bytes = 0;
-let peakRss = 0;
-const cpuBefore = process.cpuUsage();
-const wallBefore = performance.now();
-for (let i = 0; i < iterations; i++) {
-  const started = performance.now();
-  const png = await render();
-  times.push(performance.now() - started);
-  bytes = png.length;
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+// Rounds on demand, so that the bench can alternate them with imgate's and
+// both sides see the same machine (a shared host drifts by 10-20% within minutes).
+console.log(JSON.stringify({ ready: true }));
+for await (const line of createInterface({ input: process.stdin })) {
+  const cards = Number(line);
+  const times = [];
+  let bytes = 0;
+  const cpuBefore = process.cpuUsage();
+  const wallBefore = performance.now();
+  for (let i = 0; i < cards; i++) {
+    const started = performance.now();
+    const png = await render();
+    times.push(performance.now() - started);
+    bytes = png.length;
+  }
+  const wall_ms = performance.now() - wallBefore;
+  const cpu = process.cpuUsage(cpuBefore);
+  console.log(JSON.stringify({
+    times_ms: times,
+    wall_ms,
+    cpu_ms: (cpu.user + cpu.system) / 1000,
+    png_bytes: bytes,
+    rss_mib: process.memoryUsage().rss / (1 << 20),
+  }));
 }
-const wall = (performance.now() - wallBefore) / 1000;
-const cpu = process.cpuUsage(cpuBefore);
-times.sort((a, b) => a - b);
-const pct = (q) => times[Math.min(times.length - 1, Math.floor(times.length * q))];
-console.log(JSON.stringify({
-  iterations,
-  p50_ms: pct(0.5),
-  p95_ms: pct(0.95),
-  cards_per_s: iterations / wall,
-  cpu_ms_per_card: (cpu.user + cpu.system) / 1000 / iterations,
-  png_bytes: bytes,
-  peak_rss_mib: peakRss / (1 << 20),
-}));

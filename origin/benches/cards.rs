@@ -2,6 +2,11 @@
 //! renderer (Chromium + palette PNG) and, in the same run, by Satori + resvg
 //! (what @vercel/og does), with the ratios. Prints a Markdown table.
 //!
+//! The latency and CPU rows alternate rounds of cards between the two, so that
+//! both see the same machine: on a shared host the speed drifts by 10-20%
+//! within minutes, which moved the ratio as much when the sides ran one after
+//! the other.
+//!
 //! cargo bench -p imgate-origin --bench cards
 //!
 //! IMGATE_BENCH_ITERATIONS (default 60) sets cards per row; IMGATE_BENCH_FORMAT
@@ -23,6 +28,9 @@ use imgate_origin::templates::{CardPage, Templates};
 
 const CONCURRENCY: [usize; 3] = [1, 2, 4];
 
+/// Cards per round of the alternating rows.
+const ROUND: usize = 10;
+
 fn main() -> anyhow::Result<()> {
     let iterations: usize = std::env::var("IMGATE_BENCH_ITERATIONS")
         .ok()
@@ -35,9 +43,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let imgate = runtime.block_on(imgate(&root, iterations, format))?;
-    eprintln!("running Satori + resvg ({iterations} cards)…");
-    let satori = satori(&root, iterations)?;
+    let mut satori = Satori::start(&root)?;
+    let (imgate, satori) = runtime.block_on(imgate(&root, iterations, format, &mut satori))?;
     print_table(iterations, format, &imgate, &satori);
     Ok(())
 }
@@ -54,7 +61,13 @@ struct Figures {
     peak_pss_mib: f64,
 }
 
-async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::Result<Figures> {
+/// imgate's figures, and Satori's from the rounds alternated with imgate's.
+async fn imgate(
+    root: &Path,
+    iterations: usize,
+    format: ImageFormat,
+    satori: &mut Satori,
+) -> anyhow::Result<(Figures, Figures)> {
     let templates = Templates::load(&root.join("templates"))?;
     let params: BTreeMap<String, String> = [
         ("title", "Noise-cancelling headphones, now 30% off"),
@@ -86,22 +99,34 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
         renderer.screenshot(&page, format).await?;
     }
 
-    eprintln!("imgate: {iterations} cards one at a time…");
-    let cpu_before = tree_cpu_ticks();
+    eprintln!("imgate and Satori: {iterations} cards each, one at a time, in rounds of {ROUND}…");
+    let skip = satori.pid();
     let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let t = Instant::now();
-        renderer.screenshot(&page, format).await?;
-        times.push(ms(t.elapsed()));
+    let mut ticks: HashMap<u32, u64> = HashMap::new();
+    let mut satori_rounds = Vec::new();
+    let mut done = 0;
+    while done < iterations {
+        let cards = ROUND.min(iterations - done);
+        let before = tree_cpu_ticks(skip);
+        for _ in 0..cards {
+            let t = Instant::now();
+            renderer.screenshot(&page, format).await?;
+            times.push(ms(t.elapsed()));
+        }
+        for (pid, spent) in ticks_spent(&before, &tree_cpu_ticks(skip)) {
+            *ticks.entry(pid).or_default() += spent;
+        }
+        satori_rounds.push(tokio::task::block_in_place(|| satori.round(cards))?);
+        done += cards;
     }
-    let cpu_by_process = cpu_ms_per_card_by_process(&cpu_before, &tree_cpu_ticks(), iterations);
+    let cpu_by_process = cpu_ms_per_card_by_process(&ticks, iterations);
     let cpu_ms_per_card = cpu_by_process.values().sum();
     times.sort_by(f64::total_cmp);
 
     // Not earlier: reading `smaps_rollup` of a browser tree every 50 ms costs
     // more CPU than a card's CDP traffic, and would be counted as imgate's
     // and slow its cards. The peak is with the most pages open, below.
-    let sampler = MemorySampler::start();
+    let sampler = MemorySampler::start(skip);
     let mut cards_per_s = BTreeMap::new();
     for concurrency in CONCURRENCY {
         eprintln!("imgate: {iterations} cards, {concurrency} at a time…");
@@ -110,7 +135,7 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
         cards_per_s.insert(concurrency, iterations as f64 / t.elapsed().as_secs_f64());
     }
     renderer.shutdown().await;
-    Ok(Figures {
+    let imgate = Figures {
         cold_start_ms,
         p50_ms: percentile(&times, 0.5),
         p95_ms: percentile(&times, 0.95),
@@ -119,7 +144,8 @@ async fn imgate(root: &Path, iterations: usize, format: ImageFormat) -> anyhow::
         cpu_by_process,
         png_bytes: first.len(),
         peak_pss_mib: sampler.stop(),
-    })
+    };
+    Ok((imgate, Satori::figures(&satori_rounds, iterations)))
 }
 
 async fn throughput(
@@ -147,38 +173,90 @@ async fn throughput(
     Ok(())
 }
 
-fn satori(root: &Path, iterations: usize) -> anyhow::Result<Figures> {
-    let script = root.join("bench/satori.mjs");
-    anyhow::ensure!(
-        root.join("bench/node_modules/satori").is_dir(),
-        "Satori is not installed: (cd bench && npm install)"
-    );
-    let output = std::process::Command::new("node")
-        .arg(&script)
-        .arg(iterations.to_string())
-        .output()
-        .context("cannot run node")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "satori.mjs failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let f = |k: &str| {
-        v[k].as_f64()
-            .with_context(|| format!("satori.mjs printed no {k}"))
-    };
-    Ok(Figures {
-        cold_start_ms: f64::NAN,
-        p50_ms: f("p50_ms")?,
-        p95_ms: f("p95_ms")?,
-        // Satori renders on the JavaScript thread: one at a time, whatever the concurrency.
-        cards_per_s: BTreeMap::from([(1, f("cards_per_s")?)]),
-        cpu_ms_per_card: f("cpu_ms_per_card")?,
-        cpu_by_process: BTreeMap::new(),
-        png_bytes: f("png_bytes")? as usize,
-        peak_pss_mib: f("peak_rss_mib")?,
-    })
+/// `bench/satori.mjs`, kept running and asked for rounds of cards.
+struct Satori {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+/// What `satori.mjs` answers for one round.
+#[derive(serde::Deserialize)]
+struct SatoriRound {
+    times_ms: Vec<f64>,
+    wall_ms: f64,
+    cpu_ms: f64,
+    png_bytes: usize,
+    rss_mib: f64,
+}
+
+impl Satori {
+    fn start(root: &Path) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        anyhow::ensure!(
+            root.join("bench/node_modules/satori").is_dir(),
+            "Satori is not installed: (cd bench && npm install)"
+        );
+        let mut child = std::process::Command::new("node")
+            .arg(root.join("bench/satori.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot run node")?;
+        let stdin = child.stdin.take().context("node's stdin")?;
+        let stdout = child.stdout.take().context("node's stdout")?;
+        let mut satori = Self {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout).lines(),
+        };
+        let ready = satori.line()?;
+        anyhow::ensure!(ready.contains("ready"), "satori.mjs said {ready}");
+        Ok(satori)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn line(&mut self) -> anyhow::Result<String> {
+        self.stdout
+            .next()
+            .context("satori.mjs exited (its error is above)")?
+            .context("reading satori.mjs")
+    }
+
+    fn round(&mut self, cards: usize) -> anyhow::Result<SatoriRound> {
+        use std::io::Write;
+        writeln!(self.stdin, "{cards}").context("satori.mjs exited")?;
+        let line = self.line()?;
+        serde_json::from_str(&line).with_context(|| format!("satori.mjs said {line}"))
+    }
+
+    fn figures(rounds: &[SatoriRound], cards: usize) -> Figures {
+        let mut times: Vec<f64> = rounds.iter().flat_map(|r| r.times_ms.clone()).collect();
+        times.sort_by(f64::total_cmp);
+        let wall_s = rounds.iter().map(|r| r.wall_ms).sum::<f64>() / 1000.0;
+        Figures {
+            cold_start_ms: f64::NAN,
+            p50_ms: percentile(&times, 0.5),
+            p95_ms: percentile(&times, 0.95),
+            // Satori renders on the JavaScript thread: one at a time, whatever the concurrency.
+            cards_per_s: BTreeMap::from([(1, cards as f64 / wall_s)]),
+            cpu_ms_per_card: rounds.iter().map(|r| r.cpu_ms).sum::<f64>() / cards as f64,
+            cpu_by_process: BTreeMap::new(),
+            png_bytes: rounds.last().map_or(0, |r| r.png_bytes),
+            peak_pss_mib: rounds.iter().map(|r| r.rss_mib).fold(0.0, f64::max),
+        }
+    }
+}
+
+impl Drop for Satori {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn print_table(iterations: usize, format: ImageFormat, imgate: &Figures, satori: &Figures) {
@@ -281,15 +359,15 @@ impl Stat {
     }
 }
 
-/// This process and all its descendants.
-fn tree(all: &HashMap<u32, (u32, u64)>) -> Vec<u32> {
+/// This process and all its descendants but `skip` (Satori's node).
+fn tree(all: &HashMap<u32, (u32, u64)>, skip: u32) -> Vec<u32> {
     let mut members = vec![std::process::id()];
     let mut i = 0;
     while i < members.len() {
         let parent = members[i];
         members.extend(
             all.iter()
-                .filter(|(_, (ppid, _))| *ppid == parent)
+                .filter(|(pid, (ppid, _))| *ppid == parent && **pid != skip)
                 .map(|(pid, _)| *pid),
         );
         i += 1;
@@ -298,29 +376,37 @@ fn tree(all: &HashMap<u32, (u32, u64)>) -> Vec<u32> {
 }
 
 /// CPU ticks used so far by this process and everything it started
-/// (Chromium), by pid.
-fn tree_cpu_ticks() -> HashMap<u32, u64> {
+/// (Chromium) but `skip`, by pid.
+fn tree_cpu_ticks(skip: u32) -> HashMap<u32, u64> {
     let all = processes();
-    tree(&all)
+    tree(&all, skip)
         .into_iter()
         .filter_map(|pid| Some((pid, all.get(&pid)?.1)))
         .collect()
 }
 
-/// CPU milliseconds per card between two snapshots, summed by what each
-/// process is: the bench itself (CDP client and PNG re-encode) or a Chromium
-/// process by its `--type` (renderer, gpu-process, utility, ...).
-fn cpu_ms_per_card_by_process(
-    before: &HashMap<u32, u64>,
-    after: &HashMap<u32, u64>,
-    cards: usize,
-) -> BTreeMap<String, f64> {
+/// Ticks each process spent between two snapshots.
+fn ticks_spent(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> Vec<(u32, u64)> {
+    after
+        .iter()
+        .map(|(pid, ticks)| {
+            (
+                *pid,
+                ticks - before.get(pid).copied().unwrap_or(0).min(*ticks),
+            )
+        })
+        .collect()
+}
+
+/// CPU milliseconds per card from ticks by pid, summed by what each process
+/// is: the bench itself (CDP client and PNG re-encode) or a Chromium process
+/// by its `--type` (renderer, gpu-process, utility, ...).
+fn cpu_ms_per_card_by_process(ticks: &HashMap<u32, u64>, cards: usize) -> BTreeMap<String, f64> {
     let ms_per_tick = 1000.0 / rustix::param::clock_ticks_per_second() as f64;
     let mut by_kind = BTreeMap::new();
-    for (pid, ticks) in after {
-        let spent = ticks - before.get(pid).copied().unwrap_or(0).min(*ticks);
+    for (pid, spent) in ticks {
         *by_kind.entry(process_kind(*pid)).or_default() +=
-            spent as f64 * ms_per_tick / cards as f64;
+            *spent as f64 * ms_per_tick / cards as f64;
     }
     by_kind
 }
@@ -354,7 +440,7 @@ struct MemorySampler {
 }
 
 impl MemorySampler {
-    fn start() -> Self {
+    fn start(skip: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -362,7 +448,7 @@ impl MemorySampler {
             while !flag.load(Ordering::Relaxed) {
                 let all = processes();
                 let me = std::process::id();
-                let kib: u64 = tree(&all)
+                let kib: u64 = tree(&all, skip)
                     .into_iter()
                     .filter(|&pid| pid != me)
                     .map(pss_kib)
