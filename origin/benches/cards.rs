@@ -26,6 +26,9 @@ use imgate_contract::ImageFormat;
 use imgate_origin::render::{Renderer, RendererOptions};
 use imgate_origin::templates::{CardPage, Templates};
 
+#[path = "support/procfs.rs"]
+mod procfs;
+
 const CONCURRENCY: [usize; 3] = [1, 2, 4];
 
 /// Cards per round of the alternating rows.
@@ -107,13 +110,14 @@ async fn imgate(
     let mut done = 0;
     while done < iterations {
         let cards = ROUND.min(iterations - done);
-        let before = tree_cpu_ticks(skip);
+        let before = procfs::tree_ticks(std::process::id(), Some(skip));
         for _ in 0..cards {
             let t = Instant::now();
             renderer.screenshot(&page, format).await?;
             times.push(ms(t.elapsed()));
         }
-        for (pid, spent) in ticks_spent(&before, &tree_cpu_ticks(skip)) {
+        let after = procfs::tree_ticks(std::process::id(), Some(skip));
+        for (pid, spent) in procfs::ticks_spent(&before, &after) {
             *ticks.entry(pid).or_default() += spent;
         }
         satori_rounds.push(tokio::task::block_in_place(|| satori.round(cards))?);
@@ -320,117 +324,19 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
-/// `pid → (parent, utime + stime in ticks)` for every process.
-fn processes() -> HashMap<u32, (u32, u64)> {
-    let mut all = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return all;
-    };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Some(stat) = Stat::read(&format!("/proc/{pid}/stat")) {
-            all.insert(pid, (stat.parent, stat.ticks));
-        }
-    }
-    all
-}
-
-/// The fields of `/proc/…/stat` the bench needs.
-struct Stat {
-    parent: u32,
-    /// utime + stime.
-    ticks: u64,
-}
-
-impl Stat {
-    fn read(path: &str) -> Option<Self> {
-        let stat = std::fs::read_to_string(path).ok()?;
-        // The command name is in parentheses and may contain anything: split around it.
-        let (_, rest) = stat.rsplit_once(')')?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-        // rest starts at field 3 (state): ppid is field 4, utime 14, stime 15.
-        Some(Self {
-            parent: field(1)? as u32,
-            ticks: field(11)? + field(12)?,
-        })
-    }
-}
-
-/// This process and all its descendants but `skip` (Satori's node).
-fn tree(all: &HashMap<u32, (u32, u64)>, skip: u32) -> Vec<u32> {
-    let mut members = vec![std::process::id()];
-    let mut i = 0;
-    while i < members.len() {
-        let parent = members[i];
-        members.extend(
-            all.iter()
-                .filter(|(pid, (ppid, _))| *ppid == parent && **pid != skip)
-                .map(|(pid, _)| *pid),
-        );
-        i += 1;
-    }
-    members
-}
-
-/// CPU ticks used so far by this process and everything it started
-/// (Chromium) but `skip`, by pid.
-fn tree_cpu_ticks(skip: u32) -> HashMap<u32, u64> {
-    let all = processes();
-    tree(&all, skip)
-        .into_iter()
-        .filter_map(|pid| Some((pid, all.get(&pid)?.1)))
-        .collect()
-}
-
-/// Ticks each process spent between two snapshots.
-fn ticks_spent(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> Vec<(u32, u64)> {
-    after
-        .iter()
-        .map(|(pid, ticks)| {
-            (
-                *pid,
-                ticks - before.get(pid).copied().unwrap_or(0).min(*ticks),
-            )
-        })
-        .collect()
-}
-
 /// CPU milliseconds per card from ticks by pid, summed by what each process
-/// is: the bench itself (CDP client and PNG re-encode) or a Chromium process
-/// by its `--type` (renderer, gpu-process, utility, ...).
+/// is: the bench itself (CDP client and PNG re-encode) or a Chromium process.
 fn cpu_ms_per_card_by_process(ticks: &HashMap<u32, u64>, cards: usize) -> BTreeMap<String, f64> {
-    let ms_per_tick = 1000.0 / rustix::param::clock_ticks_per_second() as f64;
     let mut by_kind = BTreeMap::new();
     for (pid, spent) in ticks {
-        *by_kind.entry(process_kind(*pid)).or_default() +=
-            *spent as f64 * ms_per_tick / cards as f64;
+        let kind = if *pid == std::process::id() {
+            "imgate (CDP client, re-encode)".into()
+        } else {
+            procfs::chromium_kind(*pid)
+        };
+        *by_kind.entry(kind).or_default() += *spent as f64 * procfs::ms_per_tick() / cards as f64;
     }
     by_kind
-}
-
-fn process_kind(pid: u32) -> String {
-    if pid == std::process::id() {
-        return "imgate (CDP client, re-encode)".into();
-    }
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    // Chromium's children retitle themselves: their arguments are one
-    // space-separated string, not NUL-separated.
-    let args: Vec<String> = cmdline
-        .split(|&b| b == 0 || b == b' ')
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let kind = |prefix: &str| {
-        args.iter()
-            .find_map(|a| a.strip_prefix(prefix).map(str::to_owned))
-    };
-    match (kind("--type="), kind("--utility-sub-type=")) {
-        (Some(_), Some(sub)) => format!("chromium utility ({sub})"),
-        (Some(t), None) => format!("chromium {t}"),
-        (None, _) => "chromium browser".into(),
-    }
 }
 
 /// Samples the proportional memory of the browser processes (descendants only).
@@ -446,9 +352,9 @@ impl MemorySampler {
         let thread = std::thread::spawn(move || {
             let mut peak_kib = 0u64;
             while !flag.load(Ordering::Relaxed) {
-                let all = processes();
+                let all = procfs::processes();
                 let me = std::process::id();
-                let kib: u64 = tree(&all, skip)
+                let kib: u64 = procfs::tree(&all, me, Some(skip))
                     .into_iter()
                     .filter(|&pid| pid != me)
                     .map(pss_kib)
