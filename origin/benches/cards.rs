@@ -59,7 +59,7 @@ struct Figures {
     cards_per_s: BTreeMap<usize, f64>,
     cpu_ms_per_card: f64,
     /// imgate only: which process spent the CPU (Chromium's `--type`).
-    cpu_by_process: BTreeMap<String, f64>,
+    cpu_by_process: BTreeMap<String, PerCard>,
     png_bytes: usize,
     peak_pss_mib: f64,
 }
@@ -105,26 +105,26 @@ async fn imgate(
     eprintln!("imgate and Satori: {iterations} cards each, one at a time, in rounds of {ROUND}…");
     let skip = satori.pid();
     let mut times = Vec::with_capacity(iterations);
-    let mut ticks: HashMap<u32, u64> = HashMap::new();
+    let mut usage: HashMap<u32, procfs::Usage> = HashMap::new();
     let mut satori_rounds = Vec::new();
     let mut done = 0;
     while done < iterations {
         let cards = ROUND.min(iterations - done);
-        let before = procfs::tree_ticks(std::process::id(), Some(skip));
+        let before = procfs::tree_usage(std::process::id(), Some(skip));
         for _ in 0..cards {
             let t = Instant::now();
             renderer.screenshot(&page, format).await?;
             times.push(ms(t.elapsed()));
         }
-        let after = procfs::tree_ticks(std::process::id(), Some(skip));
-        for (pid, spent) in procfs::ticks_spent(&before, &after) {
-            *ticks.entry(pid).or_default() += spent;
+        let after = procfs::tree_usage(std::process::id(), Some(skip));
+        for (pid, spent) in procfs::spent(&before, &after) {
+            usage.entry(pid).or_default().add(spent);
         }
         satori_rounds.push(tokio::task::block_in_place(|| satori.round(cards))?);
         done += cards;
     }
-    let cpu_by_process = cpu_ms_per_card_by_process(&ticks, iterations);
-    let cpu_ms_per_card = cpu_by_process.values().sum();
+    let cpu_by_process = per_card_by_process(&usage, iterations);
+    let cpu_ms_per_card = cpu_by_process.values().map(|p| p.cpu_ms).sum();
     times.sort_by(f64::total_cmp);
 
     // Not earlier: reading `smaps_rollup` of a browser tree every 50 ms costs
@@ -310,9 +310,12 @@ fn print_table(iterations: usize, format: ImageFormat, imgate: &Figures, satori:
         "| cold start to first card | {:.0} ms | | |",
         imgate.cold_start_ms
     );
-    println!("\n| imgate CPU per card, by process | ms |\n| --- | ---: |");
-    for (process, ms) in &imgate.cpu_by_process {
-        println!("| {process} | {ms:.1} |");
+    println!("\n| imgate per card, by process | CPU | page faults |\n| --- | ---: | ---: |");
+    for (process, per_card) in &imgate.cpu_by_process {
+        println!(
+            "| {process} | {:.1} ms | {:.0} |",
+            per_card.cpu_ms, per_card.minor_faults
+        );
     }
 }
 
@@ -324,17 +327,29 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
-/// CPU milliseconds per card from ticks by pid, summed by what each process
-/// is: the bench itself (CDP client and PNG re-encode) or a Chromium process.
-fn cpu_ms_per_card_by_process(ticks: &HashMap<u32, u64>, cards: usize) -> BTreeMap<String, f64> {
-    let mut by_kind = BTreeMap::new();
-    for (pid, spent) in ticks {
+/// One process kind's share of a card.
+#[derive(Default)]
+struct PerCard {
+    cpu_ms: f64,
+    minor_faults: f64,
+}
+
+/// Usage per card from usage by pid, summed by what each process is: the
+/// bench itself (CDP client and PNG re-encode) or a Chromium process.
+fn per_card_by_process(
+    usage: &HashMap<u32, procfs::Usage>,
+    cards: usize,
+) -> BTreeMap<String, PerCard> {
+    let mut by_kind = BTreeMap::<String, PerCard>::new();
+    for (pid, spent) in usage {
         let kind = if *pid == std::process::id() {
             "imgate (CDP client, re-encode)".into()
         } else {
             procfs::chromium_kind(*pid)
         };
-        *by_kind.entry(kind).or_default() += *spent as f64 * procfs::ms_per_tick() / cards as f64;
+        let per_card = by_kind.entry(kind).or_default();
+        per_card.cpu_ms += spent.ticks as f64 * procfs::ms_per_tick() / cards as f64;
+        per_card.minor_faults += spent.minor_faults as f64 / cards as f64;
     }
     by_kind
 }

@@ -50,8 +50,8 @@ struct Side {
     flags: String,
     renderer: Arc<Renderer>,
     browser: u32,
-    /// Ticks by what spent them.
-    ticks: BTreeMap<String, u64>,
+    /// Usage by what spent it.
+    usage: BTreeMap<String, procfs::Usage>,
     wall: Duration,
 }
 
@@ -103,23 +103,27 @@ async fn main() -> anyhow::Result<()> {
             flags: flags.clone(),
             renderer,
             browser,
-            ticks: BTreeMap::new(),
+            usage: BTreeMap::new(),
             wall: Duration::ZERO,
         });
     }
 
     for round in 1..=args.rounds {
         for side in &mut sides {
-            let before = (procfs::tree_ticks(side.browser, None), procfs::Stat::of(me));
+            let before = (procfs::tree_usage(side.browser, None), procfs::Stat::of(me));
             let started = Instant::now();
             render_round(&side.renderer, &cards, args.cards, args.concurrency, format).await?;
             side.wall += started.elapsed();
-            let after = (procfs::tree_ticks(side.browser, None), procfs::Stat::of(me));
-            for (pid, spent) in procfs::ticks_spent(&before.0, &after.0) {
-                *side.ticks.entry(procfs::chromium_kind(pid)).or_default() += spent;
+            let after = (procfs::tree_usage(side.browser, None), procfs::Stat::of(me));
+            for (pid, spent) in procfs::spent(&before.0, &after.0) {
+                side.usage
+                    .entry(procfs::chromium_kind(pid))
+                    .or_default()
+                    .add(spent);
             }
             if let (Some(before), Some(after)) = (before.1, after.1) {
-                *side.ticks.entry(CLIENT.into()).or_default() += after.ticks - before.ticks;
+                let spent = after.usage.since(before.usage);
+                side.usage.entry(CLIENT.into()).or_default().add(spent);
             }
         }
         eprint!("\rround {round}/{}", args.rounds);
@@ -132,11 +136,15 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "[{}] {:.1} ms CPU per card, {:.1} ms wall",
             side.flags,
-            ms(side.ticks.values().sum()),
+            ms(side.usage.values().map(|u| u.ticks).sum()),
             side.wall.as_secs_f64() * 1000.0 / n
         );
-        for (kind, ticks) in side.ticks.iter().filter(|(_, t)| **t > 0) {
-            println!("    {kind}: {:.1}", ms(*ticks));
+        for (kind, usage) in side.usage.iter().filter(|(_, u)| u.ticks > 0) {
+            println!(
+                "    {kind}: {:.1} ms, {:.0} page faults",
+                ms(usage.ticks),
+                usage.minor_faults as f64 / n
+            );
         }
         side.renderer.shutdown().await;
     }
