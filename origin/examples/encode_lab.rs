@@ -98,11 +98,17 @@ fn main() -> anyhow::Result<()> {
     let (width, height) = image.dimensions();
     let pixels: &[Srgb<u8>] = cast::from_component_slice(image.as_raw());
     let input = || ImageRef::new(width, height, pixels).expect("sized");
-    let colours = timed("palette (Wu in Oklab, dedup, flat colours kept)", || {
+    let palette = timed("palette (Wu in Oklab, flat colours kept)", || {
         imgate_origin::encode::palette(image.as_raw(), width, height)
     })?;
-    let ours = timed("remap: dither.rs (sRGB, cached)", || {
-        imgate_origin::dither::dither(image.as_raw(), width as usize, 0, &colours)
+    let ours = timed("remap: dither.rs (ordered, sRGB)", || {
+        imgate_origin::dither::dither(
+            image.as_raw(),
+            width as usize,
+            0,
+            &palette.colours,
+            &palette.flat,
+        )
     });
     let (theirs_palette, theirs) = timed("palette + remap: quantette (Oklab)", || {
         Pipeline::new()
@@ -114,7 +120,7 @@ fn main() -> anyhow::Result<()> {
             .into_parts()
     });
     let theirs_palette: Vec<u8> = cast::into_component_vec(theirs_palette);
-    let ours_palette = colours.concat();
+    let ours_palette = palette.colours.concat();
 
     for level in [1, 3, 6] {
         for (name, palette, indices) in [

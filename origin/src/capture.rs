@@ -38,6 +38,15 @@ use tokio::sync::Mutex;
 const JPEG_QUALITY: i64 = 88;
 const WEBP_QUALITY: i64 = 88;
 
+/// JPEG quality of the capture behind a PNG card. Quality 95 would cut CPU
+/// per card by ~10 ms (Chromium's browser process encodes and sends an 84 KB
+/// JPEG instead of 226 KB, and touches ~550 fewer fresh pages; imgate decodes
+/// less): 1.9× Satori's cards per CPU-second against ~1.6× in the card bench.
+/// But its ringing costs bytes and fidelity: product card 62 → 83 KB, block
+/// error 0.84 → 0.99; article card (light text on dark) 19 → 30 KB. Below 95
+/// nothing more is saved (90: 113 KiB, no less CPU).
+const PNG_CAPTURE_QUALITY: i64 = 100;
+
 /// A new page's first frame may have nothing to show yet (measured: one
 /// empty frame on a fresh page).
 const MAX_EMPTY_FRAMES: usize = 16;
@@ -55,11 +64,11 @@ pub struct Capturer {
     one_frame_at_a_time: Mutex<()>,
 }
 
-/// What Chromium encodes. A card PNG is captured as a JPEG at quality 100 and
-/// re-encoded by `encode::palette_png`: Chromium's own PNG encoder costs
-/// ~130 ms (~20 ms more than JPEG even at its fastest setting, for a 700 KB
-/// file), and at quality 100 the JPEG differs from a lossless capture less
-/// than the 256-colour palette does (checked in render_tests).
+/// What Chromium encodes. A card PNG is captured as a JPEG at
+/// `PNG_CAPTURE_QUALITY` and re-encoded by `encode::palette_png`: Chromium's
+/// own PNG encoder costs ~130 ms (~20 ms more than JPEG even at its fastest
+/// setting, for a 700 KB file), and a JPEG this good differs from a lossless
+/// capture less than the 256-colour palette does (checked in render_tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Jpeg(i64),
@@ -71,7 +80,7 @@ pub enum Encoding {
 impl Encoding {
     pub fn for_card(format: ImageFormat) -> Self {
         match format {
-            ImageFormat::Png => Self::Jpeg(100),
+            ImageFormat::Png => Self::Jpeg(PNG_CAPTURE_QUALITY),
             ImageFormat::Jpeg => Self::Jpeg(JPEG_QUALITY),
             ImageFormat::Webp => Self::Webp(WEBP_QUALITY),
         }

@@ -1,26 +1,29 @@
 //! A small PNG, fast. Chromium's own PNG encoder spends ~130 ms on a 1200×630
 //! card (322 KB for the product card), and even its fastest setting costs
 //! ~20 ms more than a JPEG for a 700 KB file. So the renderer captures a JPEG
-//! at quality 100 (`capture::Encoding::for_card`) and this module re-encodes it
-//! as a 256-colour palette PNG.
+//! at quality 100 (`capture::Encoding::for_card`) and this module re-encodes
+//! it as a 256-colour palette PNG.
 //!
 //! Measured on the product card (a full-bleed gradient, the hard case; release
 //! build, one core; callgrind, and `examples/encode_lab.rs` for the table):
-//! decode 35 M instructions (~5 ms), palette 16 M, remap 54 M, deflate 45 M
-//! (~10 ms) → 62 KB. Remap and deflate run in bands, one per core, which
-//! halves the time to a card on two cores but not its CPU. The palette is
+//! decode 35 M instructions, palette 16 M, remap ~32 M, deflate ~40 M →
+//! ~62 KB. Remap and deflate run in bands, one per core,
+//! which halves the time to a card on two cores but not its CPU. The palette is
 //! Wu's in Oklab (quantette) over a sample, with the flat colours moved onto
 //! their exact values; the remap is `dither.rs`. quantette's own Oklab remap gave
 //! 99 KB and a 4×4 block error of 1.29 against Chromium's lossless PNG; this
-//! gives 0.73.
+//! gives 0.84 (the renderer's capture; exact nearest-colour search, before the
+//! lookup table, 0.73).
 //! - Dithering: none gives 49 KB but gradients band visibly (block error
 //!   1.56); ordered dithering looks like the original at 1× (a fine regular
 //!   texture shows at 2× zoom); Floyd–Steinberg at half strength (before)
 //!   gave 73 KB and 0.91, at full strength twice the size (noise does not
 //!   compress).
 //! - Deflate: palette indices compress best unfiltered (adaptive filtering is
-//!   +65% here); zlib level 6 through zlib-rs is 7–10 ms, level 9 four times
-//!   that for 5% less, level 3 half the time for 50% more, level 1 2.5× the size.
+//!   +65% here); zlib-rs is as fast as libdeflate at the same level and
+//!   smaller (level 6: 54 against 61 KB); level 9 is four times level 6's time
+//!   for 5% less, level 1 2.5× the size. A smaller window (2^11 to 2^13) is
+//!   both slower and bigger: the dither's patterns repeat a few rows apart.
 
 use anyhow::Context;
 use quantette::deps::palette::{Srgb, cast};
@@ -31,24 +34,26 @@ use crate::dither;
 /// Re-encodes an opaque capture (JPEG or PNG) as an 8-bit palette PNG.
 pub fn palette_png(capture: &[u8]) -> anyhow::Result<Vec<u8>> {
     let (width, height, rgb) = decode_rgb(capture)?;
-    let colours = palette(&rgb, width, height)?;
+    let palette = palette(&rgb, width, height)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let data = image_data(&rgb, width as usize, &colours, cores.min(MAX_BANDS))?;
+    let data = image_data(&rgb, width as usize, &palette, cores.min(MAX_BANDS))?;
 
     let mut out = Vec::with_capacity(data.len() + 1024);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Indexed);
     encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_palette(colours.concat());
+    encoder.set_palette(palette.colours.concat());
     let mut writer = encoder.write_header()?;
     writer.write_chunk(png::chunk::IDAT, &data)?;
     writer.finish()?;
     Ok(out)
 }
 
-/// zlib level: 6 is 62 KB in ~10 ms on the product card, 5 is 71 KB in
-/// ~7.5 ms, 3 is 94 KB in ~6.5 ms. A card is made once and served for ever.
-const LEVEL: u32 = 6;
+/// zlib level. Product card from a quality-95 capture: 6 is 80 KB and
+/// 45.6 M instructions, 5 is 88 KB and 42.3 M, 4 is 96 KB and 35.9 M; in the
+/// card bench 5 gave ~3% more cards per CPU-second than 6 and 4 no more than
+/// 5 within the noise. From the quality-100 capture level 5 makes 62 KB.
+const LEVEL: u32 = 5;
 
 /// Bands at most (one per core; the first runs on the caller's thread), and
 /// rows per band at least: a band costs a thread and starts with a cold
@@ -65,7 +70,7 @@ const MIN_BAND_ROWS: usize = 64;
 fn image_data(
     rgb: &[u8],
     width: usize,
-    colours: &[[u8; 3]],
+    palette: &Palette,
     bands: usize,
 ) -> anyhow::Result<Vec<u8>> {
     let height = rgb.len() / 3 / width;
@@ -76,7 +81,8 @@ fn image_data(
         .next_multiple_of(4);
     let bands: Vec<(Vec<u8>, Vec<u8>)> = std::thread::scope(|scope| {
         let band = |(i, rows): (usize, &[u8])| {
-            let indices = dither::dither(rows, width, i * band_rows, colours);
+            let indices =
+                dither::dither(rows, width, i * band_rows, &palette.colours, &palette.flat);
             let mut scanlines = Vec::with_capacity(indices.len() + indices.len() / width);
             for row in indices.chunks_exact(width) {
                 // Filter type 0 (none): palette indices are not magnitudes.
@@ -135,9 +141,17 @@ fn deflate(data: &[u8], last: bool) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// Up to 256 colours, and which of them are the image's flat colours.
+#[derive(Debug, Clone)]
+pub struct Palette {
+    pub colours: Vec<[u8; 3]>,
+    /// Per colour: whether it is a flat area's colour, exactly.
+    pub flat: Vec<bool>,
+}
+
 /// Picks up to 256 colours for packed 8-bit RGB: Wu's in Oklab over a
 /// sample of the pixels, with the image's flat colours kept exactly.
-pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<[u8; 3]>> {
+pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Palette> {
     let pixels: &[Srgb<u8>] = cast::from_component_slice(rgb);
     anyhow::ensure!(
         pixels.len() == width as usize * height as usize && width > 0,
@@ -155,16 +169,17 @@ pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<[u8; 3
     .map_err(|_| anyhow::anyhow!("palette sample of the wrong size"))?;
     let mut colours: Vec<[u8; 3]> = Pipeline::new()
         .palette_size(quantette::PaletteSize::MAX)
-        // Cards are mostly flat colour: quantise each distinct colour once.
-        .dedup(true)
+        // Wu's histogram needs no distinct colours: deduplicating the sample
+        // first gave the same palette for 1 M more instructions.
+        .dedup(false)
         .input_image(image)
         .output_srgb8_palette()
         .context("empty image")?
         .iter()
         .map(|c| [c.red, c.green, c.blue])
         .collect();
-    snap_to_flat_colours(&mut colours, rgb);
-    Ok(colours)
+    let flat = snap_to_flat_colours(&mut colours, rgb);
+    Ok(Palette { colours, flat })
 }
 
 /// Every how many pixels, across and down, the palette samples. Wu's
@@ -181,8 +196,9 @@ const FLAT_RUN: usize = 16;
 /// Moves palette colours onto the image's flat colours (backgrounds, panels,
 /// badges). Wu's colours are cluster centroids, a level or two off the flat
 /// colour they stand for, so without this every flat area is dithered into
-/// noise: it costs bytes and time, and the eye sees a faint grain.
-fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) {
+/// noise: it costs bytes and time, and the eye sees a faint grain. Returns
+/// which colours are now flat colours.
+fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) -> Vec<bool> {
     let mut runs: std::collections::HashMap<[u8; 3], usize> = Default::default();
     let (pixels, _) = rgb.as_chunks::<3>();
     for (colour, length) in flat_runs(pixels) {
@@ -201,6 +217,7 @@ fn snap_to_flat_colours(colours: &mut [[u8; 3]], rgb: &[u8]) {
             snapped[i] = true;
         }
     }
+    snapped
 }
 
 /// Runs of at least `FLAT_RUN` identical pixels, as colour and length. Looks
