@@ -57,7 +57,7 @@ const LEVEL: u32 = 5;
 
 /// Bands at most (one per core; the first runs on the caller's thread), and
 /// rows per band at least: a band costs a thread and starts with a cold
-/// colour cache.
+/// lookup table to fill.
 const MAX_BANDS: usize = 4;
 const MIN_BAND_ROWS: usize = 64;
 
