@@ -193,6 +193,9 @@ fn store_enforces_terms(w: &World) -> anyhow::Result<()> {
             vec![],
         ),
         ("a smaller file", photo[..photo.len() / 2].to_vec(), vec![]),
+        // Refused from its headers while megabytes are still on the way: the
+        // answer must still be the 403, not a reset connection.
+        ("a far bigger file", vec![0; 16 << 20], vec![]),
     ];
     for (what, body, tamper) in cases {
         let status = w.upload(&ticket, body, &tamper)?;
