@@ -4,6 +4,8 @@
 //!
 //! cargo run --release -p imgate-origin --example encode_lab -- capture.jpg [lossless.png [out.png]]
 //!
+//! `IMGATE_LAB_LEVELS=1,2,5` picks the deflate levels compared (1, 3, 6).
+//!
 //! `capture.jpg` is what the renderer feeds the encoder: Chromium's JPEG at
 //! quality 100 of a card. `lossless.png`, Chromium's PNG of the same card, is
 //! the reference for the 4×4 block error (what the eye sees at 1×); without it
@@ -122,7 +124,11 @@ fn main() -> anyhow::Result<()> {
     let theirs_palette: Vec<u8> = cast::into_component_vec(theirs_palette);
     let ours_palette = palette.colours.concat();
 
-    for level in [1, 3, 6] {
+    let levels: Vec<u8> = std::env::var("IMGATE_LAB_LEVELS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 3, 6]);
+    for level in levels {
         for (name, palette, indices) in [
             ("dither.rs", &ours_palette, &ours),
             ("quantette", &theirs_palette, &theirs),

@@ -44,7 +44,9 @@ const WEBP_QUALITY: i64 = 88;
 /// less): 1.9× Satori's cards per CPU-second against ~1.6× in the card bench.
 /// But its ringing costs bytes and fidelity: product card 62 → 83 KB, block
 /// error 0.84 → 0.99; article card (light text on dark) 19 → 30 KB. Below 95
-/// nothing more is saved (90: 113 KiB, no less CPU).
+/// nothing more is saved (90: 113 KiB, no less CPU). 98 and 99 (132 and
+/// 179 KB) saved nothing measurable, and 98's palette misses the product
+/// card's lightest colours (block error 1.17).
 const PNG_CAPTURE_QUALITY: i64 = 100;
 
 /// A new page's first frame may have nothing to show yet (measured: one
@@ -68,7 +70,7 @@ pub struct Capturer {
 /// `PNG_CAPTURE_QUALITY` and re-encoded by `encode::palette_png`: Chromium's
 /// own PNG encoder costs ~130 ms (~20 ms more than JPEG even at its fastest
 /// setting, for a 700 KB file), and a JPEG this good differs from a lossless
-/// capture less than the 256-colour palette does (checked in render_tests).
+/// capture less than the 255-colour palette does (checked in render_tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Jpeg(i64),

@@ -1,4 +1,4 @@
-//! Ordered dithering onto a fixed palette of up to 256 colours, in integer
+//! Ordered dithering onto a fixed palette of up to 255 colours, in integer
 //! sRGB.
 //!
 //! Each pixel that is not exactly a palette colour is nudged along the grey
@@ -16,15 +16,16 @@
 //! two others. The rest are answered by a lookup table over the RGB cube at
 //! 6 bits per channel (`Lut`), filled in as pixels ask: each cell holds the
 //! colour nearest its centre, found from a grid cell's short list of
-//! candidates (9 colours on average) instead of all 256. A pixel costs a hash
-//! probe and three table loads; the direct-mapped cache keyed by the exact
-//! colour that this replaced cost a hash, a compare and, for the ~8% of
+//! candidates (9 colours on average) instead of all 255. Most pixels cost a
+//! bit test (is an exact or flat colour anywhere near?) and four loads from
+//! the nudges and the lookup table; the direct-mapped cache keyed by the
+//! exact colour that this replaced cost a hash, a compare and, for the ~8% of
 //! lookups that JPEG noise made miss, a search (remap 54 → 32 M instructions
-//! per product card).
+//! per product card; 41 M since the flat colours' reach).
 
 /// How far the threshold nudges a pixel, in levels: ±(15/32 of this). Measured
 /// on the product card (block error, size): 8 → 0.98, 57 KB; 12 → 0.78,
-/// 63 KB; 16 → 0.74, 66 KB; 24 → 1.06, 70 KB. Wu's 256 colours sit a few
+/// 63 KB; 16 → 0.74, 66 KB; 24 → 1.06, 70 KB. Wu's 255 colours sit a few
 /// levels apart in a card's gradients; wider nudges start to skip a colour.
 const AMPLITUDE: i32 = 16;
 
@@ -185,19 +186,27 @@ const NUDGED: [[[u8; 256]; 4]; 4] = {
 
 /// The nearest palette colour of every cell of the RGB cube at `LUT_BITS`,
 /// filled in as the image asks (a product card fills ~3,000 of 262,144).
+/// An unfilled cell holds `UNKNOWN`, which no palette index can be: one load
+/// answers a filled cell (a bitset of filled cells beside it cost a second
+/// load).
 struct Lut {
     grid: Grid,
     index: Vec<u8>,
-    known: Vec<u64>,
 }
+
+/// At most this many colours, so that index 255 is free to mean "not yet".
+pub const MAX_COLOURS: usize = 255;
+const UNKNOWN: u8 = 255;
 
 impl Lut {
     fn new(grid: Grid) -> Self {
-        let cells = 1 << (3 * LUT_BITS);
+        assert!(
+            grid.colours.len() <= MAX_COLOURS,
+            "the lookup table holds 255 colours"
+        );
         Self {
             grid,
-            index: vec![0; cells],
-            known: vec![0; cells / 64],
+            index: vec![UNKNOWN; 1 << (3 * LUT_BITS)],
         }
     }
 
@@ -209,10 +218,9 @@ impl Lut {
 
     #[inline]
     fn nearest(&mut self, cell: usize) -> u8 {
-        if self.known[cell / 64] >> (cell % 64) & 1 == 1 {
-            self.index[cell]
-        } else {
-            self.fill(cell)
+        match self.index[cell] {
+            UNKNOWN => self.fill(cell),
+            index => index,
         }
     }
 
@@ -226,7 +234,6 @@ impl Lut {
         let centre = low.map(|v| 2 * i32::from(v) + (1 << LUT_SHIFT) - 1);
         let index = self.grid.nearest_doubled(low, centre);
         self.index[cell] = index;
-        self.known[cell / 64] |= 1 << (cell % 64);
         index
     }
 }
@@ -300,21 +307,23 @@ const FLAT_REACH: i32 = 3;
 struct NearFlat {
     /// Per cell: 1 + the colour's index, or 0.
     cells: Vec<u8>,
+    /// Per cell: whether it holds a colour, as a bitset.
+    reached: Vec<u64>,
     colours: Vec<[i32; 3]>,
 }
 
 impl NearFlat {
     fn new(colours: &[[u8; 3]], flat: &[bool]) -> Self {
         let mut cells = vec![0u8; 1 << (3 * LUT_BITS)];
+        let mut reached = vec![0u64; cells.len() / 64];
         let reach = |v: u8| {
             let low = (i32::from(v) - FLAT_REACH).max(0) as u8 >> LUT_SHIFT;
             let high = (i32::from(v) + FLAT_REACH).min(255) as u8 >> LUT_SHIFT;
             low..=high
         };
         let colours: Vec<[i32; 3]> = colours.iter().map(|c| c.map(i32::from)).collect();
-        // Index 255 cannot be stored as 1 + index: a 256th flat colour is
-        // dithered like any other.
-        for i in (0..colours.len().min(255)).filter(|&i| flat[i]) {
+        // At most 255 colours (`MAX_COLOURS`), so 1 + index fits a byte.
+        for i in (0..colours.len()).filter(|&i| flat[i]) {
             let [r, g, b] = colours[i].map(|v| v as u8);
             for cr in reach(r) {
                 for cg in reach(g) {
@@ -328,12 +337,17 @@ impl NearFlat {
                             || distance(colours[i]) < distance(colours[usize::from(held) - 1])
                         {
                             cells[cell] = i as u8 + 1;
+                            reached[cell / 64] |= 1 << (cell % 64);
                         }
                     }
                 }
             }
         }
-        Self { cells, colours }
+        Self {
+            cells,
+            reached,
+            colours,
+        }
     }
 
     /// The flat colour for `pixel`, whose lookup-table cell is `cell`.
@@ -351,11 +365,11 @@ impl NearFlat {
     }
 }
 
-/// Maps packed 8-bit RGB (`width` pixels a row) onto `colours`: exact colours
-/// as they are, pixels within `FLAT_REACH` of a `flat` colour in that colour,
-/// the rest ordered-dithered. `first_row` is the number of
-/// `rgb`'s first row in the image (images are dithered in bands), for the
-/// matrix's phase. Returns one palette index per pixel.
+/// Maps packed 8-bit RGB (`width` pixels a row) onto up to `MAX_COLOURS`
+/// `colours`: exact colours as they are, pixels within `FLAT_REACH` of a
+/// `flat` colour in that colour, the rest ordered-dithered. `first_row` is
+/// the number of `rgb`'s first row in the image (images are dithered in
+/// bands), for the matrix's phase. Returns one palette index per pixel.
 pub fn dither(
     rgb: &[u8],
     width: usize,
@@ -365,11 +379,7 @@ pub fn dither(
 ) -> Vec<u8> {
     assert!(width > 0 && rgb.len().is_multiple_of(width * 3));
     assert_eq!(colours.len(), flat.len());
-    let mut remap = Remap {
-        exact: Exact::new(colours),
-        near_flat: NearFlat::new(colours, flat),
-        lut: Lut::new(Grid::new(colours)),
-    };
+    let mut remap = Remap::new(colours, flat);
     let mut indices = vec![0; rgb.len() / 3];
     for (y, (row, out)) in rgb
         .chunks_exact(width * 3)
@@ -385,8 +395,8 @@ pub fn dither(
         let (periods, rest) = pixels.as_chunks::<4>();
         let (out_periods, out_rest) = out.as_chunks_mut::<4>();
         for (period, out) in periods.iter().zip(out_periods) {
-            // A whole period: four fixed phases, which the compiler unrolls
-            // and keeps in registers.
+            // Written out with a `left` variable per phase, the compiler
+            // makes the same code: this loop stays a loop.
             for phase in 0..4 {
                 out[phase] = remap.pixel(period[phase], &nudged[phase], &mut left[phase]);
             }
@@ -400,21 +410,43 @@ pub fn dither(
 
 /// The lookups behind one band's pixels.
 struct Remap {
+    /// Per lookup-table cell (not nudged): whether a palette colour lies in
+    /// it or a flat colour reaches it. Most pixels of a card are in neither
+    /// and go straight to the lookup table after one bit test.
+    closer_look: Vec<u64>,
     exact: Exact,
     near_flat: NearFlat,
     lut: Lut,
 }
 
 impl Remap {
+    fn new(colours: &[[u8; 3]], flat: &[bool]) -> Self {
+        let exact = Exact::new(colours);
+        let near_flat = NearFlat::new(colours, flat);
+        let closer_look = (exact.cells.iter().zip(&near_flat.reached))
+            .map(|(exact, reached)| exact | reached)
+            .collect();
+        Self {
+            closer_look,
+            exact,
+            near_flat,
+            lut: Lut::new(Grid::new(colours)),
+        }
+    }
+
     /// The index for `pixel`, given its phase's nudged levels and the pixel
-    /// a period to its left (updated to this one).
+    /// a period to its left (updated to this one). Branches, where a
+    /// gradient's pixels take them at random, still beat computing every
+    /// answer and picking one without a branch (tried: 41 → 70 M
+    /// instructions, remap 6.8 → 8.3 ms; the remap runs at ~2 instructions
+    /// a cycle either way).
     #[inline(always)]
     fn pixel(&mut self, pixel: [u8; 3], level: &[u8; 256], left: &mut (u32, u8)) -> u8 {
         let key = key(pixel);
         if key != left.0 {
             let cell = raw_cell(pixel);
-            let exact = self.exact.get(key, cell);
-            let index = match exact.or_else(|| self.near_flat.get(pixel, cell)) {
+            let special = self.closer_look[cell / 64] >> (cell % 64) & 1 == 1;
+            let index = match special.then(|| self.special(pixel, key, cell)).flatten() {
                 Some(index) => index,
                 None => {
                     let [r, g, b] = pixel.map(|v| level[usize::from(v)]);
@@ -424,6 +456,14 @@ impl Remap {
             *left = (key, index);
         }
         left.1
+    }
+
+    /// A palette colour exactly, or the flat colour a pixel is near.
+    #[inline(never)]
+    fn special(&self, pixel: [u8; 3], key: u32, cell: usize) -> Option<u8> {
+        self.exact
+            .get(key, cell)
+            .or_else(|| self.near_flat.get(pixel, cell))
     }
 }
 
@@ -566,6 +606,19 @@ mod tests {
         // Near a colour that is not flat: dithered, not drawn in it.
         let mixed = index([122, 60, 200]);
         assert!(mixed.contains(&2) && mixed.contains(&3), "{mixed:?}");
+    }
+
+    /// Index 254, the last a palette may hold, is found and drawn in like any
+    /// other: 255 is the lookup table's "not yet".
+    #[test]
+    fn the_last_of_255_colours_is_an_ordinary_index() {
+        let colours: Vec<[u8; 3]> = (0..255u8).map(|i| [i, 255 - i, 7]).collect();
+        let flat: Vec<bool> = (0..255).map(|i| i == 254).collect();
+        let index = |pixel: [u8; 3]| dither(&pixel.repeat(16), 4, 0, &colours, &flat);
+        assert_eq!(index([254, 1, 7]), vec![254; 16], "exactly the colour");
+        assert_eq!(index([252, 2, 9]), vec![254; 16], "near it, and it is flat");
+        let dithered = index([240, 15, 40]);
+        assert!(dithered.iter().all(|&i| i < 255), "{dithered:?}");
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! card (322 KB for the product card), and even its fastest setting costs
 //! ~20 ms more than a JPEG for a 700 KB file. So the renderer captures a JPEG
 //! at quality 100 (`capture::Encoding::for_card`) and this module re-encodes
-//! it as a 256-colour palette PNG.
+//! it as a 255-colour palette PNG.
 //!
 //! Measured on the product card (a full-bleed gradient, the hard case; release
 //! build, one core; callgrind, and `examples/encode_lab.rs` for the table):
-//! decode 35 M instructions, palette 16 M, remap ~32 M, deflate ~40 M →
-//! ~62 KB. Remap and deflate run in bands, one per core,
-//! which halves the time to a card on two cores but not its CPU. The palette is
+//! decode 35 M instructions, palette 16 M, remap 41 M, deflate 36 M →
+//! ~60 KB; on one quiet core 5.2, 2.1, 5.7 and 5.1 ms. Remap and deflate run
+//! in bands, one per core, which halves the time to a card on two cores but
+//! not its CPU (one band: the same cards per CPU-second in the card bench,
+//! within its noise). The palette is
 //! Wu's in Oklab (quantette) over a sample, with the flat colours moved onto
 //! their exact values; the remap is `dither.rs`. quantette's own Oklab remap gave
 //! 99 KB and a 4×4 block error of 1.29 against Chromium's lossless PNG; this
@@ -22,8 +24,11 @@
 //! - Deflate: palette indices compress best unfiltered (adaptive filtering is
 //!   +65% here); zlib-rs is as fast as libdeflate at the same level and
 //!   smaller (level 6: 54 against 61 KB); level 9 is four times level 6's time
-//!   for 5% less, level 1 2.5× the size. A smaller window (2^11 to 2^13) is
-//!   both slower and bigger: the dither's patterns repeat a few rows apart.
+//!   for 5% less. Product card, one quiet core: level 1 1.8 ms / 117 KB,
+//!   2 2.6 ms / 77 KB, 3 4.0 ms / 72 KB, 4 3.9 ms / 60 KB, 5 5.1 ms / 55 KB
+//!   (`IMGATE_LAB_LEVELS=1,2,3,4,5` for encode_lab). A smaller window (2^11
+//!   to 2^13) is both slower and bigger: the dither's patterns repeat a few
+//!   rows apart.
 
 use anyhow::Context;
 use quantette::deps::palette::{Srgb, cast};
@@ -141,7 +146,7 @@ fn deflate(data: &[u8], last: bool) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// Up to 256 colours, and which of them are the image's flat colours.
+/// Up to 255 colours, and which of them are the image's flat colours.
 #[derive(Debug, Clone)]
 pub struct Palette {
     pub colours: Vec<[u8; 3]>,
@@ -149,7 +154,7 @@ pub struct Palette {
     pub flat: Vec<bool>,
 }
 
-/// Picks up to 256 colours for packed 8-bit RGB: Wu's in Oklab over a
+/// Picks up to 255 colours for packed 8-bit RGB: Wu's in Oklab over a
 /// sample of the pixels, with the image's flat colours kept exactly.
 pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Palette> {
     let pixels: &[Srgb<u8>] = cast::from_component_slice(rgb);
@@ -168,7 +173,10 @@ pub fn palette(rgb: &[u8], width: u32, height: u32) -> anyhow::Result<Palette> {
     )
     .map_err(|_| anyhow::anyhow!("palette sample of the wrong size"))?;
     let mut colours: Vec<[u8; 3]> = Pipeline::new()
-        .palette_size(quantette::PaletteSize::MAX)
+        // 255, not 256: the remap's lookup table keeps index 255 for "not yet".
+        .palette_size(quantette::PaletteSize::from_u8_clamped(
+            dither::MAX_COLOURS as u8,
+        ))
         // Wu's histogram needs no distinct colours: deduplicating the sample
         // first gave the same palette for 1 M more instructions.
         .dedup(false)
@@ -311,8 +319,10 @@ mod tests {
         let src = rgb_png(300, 100, |x, y| {
             [(x * 255 / 299) as u8, (y * 255 / 99) as u8, 128]
         });
-        let (_, _, rgb) = decode_rgb(&palette_png(&src).unwrap()).unwrap();
         let (_, _, original) = decode_rgb(&src).unwrap();
+        let colours = palette(&original, 300, 100).unwrap().colours;
+        assert_eq!(colours.len(), dither::MAX_COLOURS, "a full palette");
+        let (_, _, rgb) = decode_rgb(&palette_png(&src).unwrap()).unwrap();
         let (got, want) = (
             block_means(&rgb, 300, 100, 4),
             block_means(&original, 300, 100, 4),
