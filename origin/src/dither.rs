@@ -467,6 +467,18 @@ impl Remap {
     }
 }
 
+/// A xorshift32 sequence from `state`: test data that is the same on every
+/// run, for this module's tests and `encode`'s.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u32) -> impl FnMut() -> u32 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,13 +513,7 @@ mod tests {
     /// checked against a plain search over a sweep of the whole cube.
     #[test]
     fn the_grid_search_agrees_with_a_plain_search() {
-        let mut state = 0x2545_f491_u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut next = xorshift(0x2545_f491);
         // A spread palette, a clustered one (most cells see many colours)
         // and one with duplicates (ties everywhere).
         let spread: Vec<[u8; 3]> = (0..256)
@@ -549,13 +555,7 @@ mod tests {
     /// plain search over every colour finds it (ties to the lower index).
     #[test]
     fn the_lookup_table_holds_each_cells_nearest_colour() {
-        let mut state = 0x9e37_79b9_u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9);
         let colours: Vec<[u8; 3]> = (0..200)
             .map(|_| next().to_le_bytes()[..3].try_into().unwrap())
             .collect();

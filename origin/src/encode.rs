@@ -414,13 +414,7 @@ mod tests {
     /// in one channel only.
     #[test]
     fn flat_runs_agrees_with_a_plain_count() {
-        let mut state = 0x1234_5678_u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut next = dither::xorshift(0x1234_5678);
         let colours = [[9, 9, 9], [9, 9, 10], [10, 9, 9], [9, 10, 9]];
         let mut pixels: Vec<[u8; 3]> = Vec::new();
         while pixels.len() < 20_000 {
