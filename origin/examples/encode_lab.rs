@@ -82,6 +82,18 @@ fn main() -> anyhow::Result<()> {
         None => rgb(&src)?,
     };
     let save_to = args.next();
+    let levels: Vec<u8> = match std::env::var("IMGATE_LAB_LEVELS") {
+        Ok(list) => list
+            .split(',')
+            .map(|l| match l.trim().parse() {
+                Ok(level @ 0..=9) => Ok(level),
+                _ => Err(anyhow::anyhow!(
+                    "IMGATE_LAB_LEVELS: {l:?} is not a zlib level (0-9)"
+                )),
+            })
+            .collect::<anyhow::Result<_>>()?,
+        Err(_) => vec![1, 3, 6],
+    };
 
     println!("| stage | time |\n| --- | ---: |");
     let out = timed("palette_png, all stages", || {
@@ -124,10 +136,6 @@ fn main() -> anyhow::Result<()> {
     let theirs_palette: Vec<u8> = cast::into_component_vec(theirs_palette);
     let ours_palette = palette.colours.concat();
 
-    let levels: Vec<u8> = std::env::var("IMGATE_LAB_LEVELS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 3, 6]);
     for level in levels {
         for (name, palette, indices) in [
             ("dither.rs", &ours_palette, &ours),
