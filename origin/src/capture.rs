@@ -38,15 +38,16 @@ use tokio::sync::Mutex;
 const JPEG_QUALITY: i64 = 88;
 const WEBP_QUALITY: i64 = 88;
 
-/// JPEG quality of the capture behind a PNG card. Quality 95 would cut CPU
-/// per card by ~10 ms (Chromium's browser process encodes and sends an 84 KB
-/// JPEG instead of 226 KB, and touches ~550 fewer fresh pages; imgate decodes
-/// less): 1.9× Satori's cards per CPU-second against ~1.6× in the card bench.
-/// But its ringing costs bytes and fidelity: product card 62 → 83 KB, block
-/// error 0.84 → 0.99; article card (light text on dark) 19 → 30 KB. Below 95
-/// nothing more is saved (90: 113 KiB, no less CPU). 98 and 99 (132 and
-/// 179 KB) saved nothing measurable, and 98's palette misses the product
-/// card's lightest colours (block error 1.17).
+/// JPEG quality of the capture behind a PNG card. Chromium's JPEG is
+/// Huffman-optimised (226 KB here, like `cjpeg -optimize`'s 232 KB, which
+/// costs twice a plain encode), so the browser's CPU per card falls with the
+/// bytes: product card bench, browser process at quality 100, 98, 97, 95:
+/// 21.5, 18.5, 16.7, 14.2 ms; cards per CPU-second 1.69×, 1.80×, 1.82×,
+/// 1.88× Satori's (separate runs on one day). But the PNG grows with the
+/// ringing: 60, 68, 74, 83 KiB, and 4×4 block error against the lossless
+/// capture 0.84 at 100, 0.96 at 95, 1.17 at 98 (whose palette misses the
+/// product card's lightest colours). A card is rendered once and fetched on
+/// every share, so bytes win over one render's CPU: quality 100.
 const PNG_CAPTURE_QUALITY: i64 = 100;
 
 /// A new page's first frame may have nothing to show yet (measured: one
