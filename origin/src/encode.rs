@@ -6,8 +6,9 @@
 //!
 //! Measured on the product card (a full-bleed gradient, the hard case; release
 //! build, one core; callgrind, and `examples/encode_lab.rs` for the table):
-//! decode 35 M instructions, palette 16 M, remap 41 M, deflate 36 M →
-//! ~60 KB; on one quiet core 5.2, 2.1, 5.7 and 5.1 ms. Remap and deflate run
+//! decode 35 M instructions, palette 16 M, remap 10 M (AVX2; 41 M scalar),
+//! deflate 36 M → ~60 KB; on one quiet core 5.2, 2.1, ~3 (scalar 5.7) and
+//! 5.1 ms. Remap and deflate run
 //! in bands, one per core, which halves the time to a card on two cores but
 //! not its CPU (one band: the same cards per CPU-second in the card bench,
 //! within its noise). The palette is
