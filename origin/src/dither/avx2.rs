@@ -24,7 +24,10 @@ use std::arch::x86_64::{
     _mm256_storeu_si256, _mm256_subs_epu8,
 };
 
-use super::{FLAT_REACH, Lut, NUDGES, Remap};
+use super::{FLAT_REACH, LUT_BITS, Lut, NUDGES, NearFlat, Remap};
+
+// `cell_of` cuts channels with a shift by 2 and a 6-bit mask.
+const _: () = assert!(LUT_BITS == 6);
 
 /// Pixels a step.
 pub(super) const LANES: usize = 8;
@@ -107,26 +110,36 @@ fn row_nudges(y: usize) -> ([u32; LANES], [u32; LANES]) {
 /// inside the row, and returns how many pixels it wrote to `out` (a multiple
 /// of `LANES`; the caller remaps the rest).
 pub(super) fn row(remap: &mut Remap, row: &[u8], y: usize, out: &mut [u8]) -> usize {
-    let Some((multiplier, shift)) = remap.perfect.as_ref().map(|h| (h.multiplier, h.shift)) else {
+    let Remap {
+        perfect: Some(hash),
+        near_flat,
+        lut,
+        ..
+    } = remap
+    else {
         return 0;
     };
     debug_assert!(available());
     // SAFETY: `Remap::new` builds a `PerfectHash` only when `available()`,
     // so the CPU has AVX2.
-    unsafe { row_avx2(remap, multiplier, shift, row, y, out) }
+    unsafe { row_avx2(hash, near_flat, lut, row, y, out) }
 }
 
 #[target_feature(enable = "avx2")]
 fn row_avx2(
-    remap: &mut Remap,
-    multiplier: u32,
-    shift: u32,
+    hash: &PerfectHash,
+    near_flat: &NearFlat,
+    lut: &mut Lut,
     row: &[u8],
     y: usize,
     out: &mut [u8],
 ) -> usize {
-    let width = out.len();
-    debug_assert_eq!(row.len(), 3 * width);
+    debug_assert_eq!(row.len(), 3 * out.len());
+    // What the gathers' bounds rest on, checked once a row.
+    assert_eq!(hash.slots.len(), 1 << (32 - hash.shift));
+    assert!(near_flat.cells.len() >= Lut::CELLS + GATHER_PAD);
+    assert_eq!(near_flat.words.len(), 256);
+    assert!(lut.index.len() >= Lut::CELLS + GATHER_PAD);
     // Lanes 0-3 take bytes 0..12 of the load, lanes 4-7 bytes 12..24: first
     // move bytes 12..28 into the upper half, then spread each pixel's bytes
     // into a `[b, g, r, 0]` word, which is its key `r << 16 | g << 8 | b`.
@@ -147,8 +160,8 @@ fn row_avx2(
     let unknown = _mm256_set1_epi32(i32::from(super::UNKNOWN));
     let zero = _mm256_setzero_si256();
     let all = _mm256_set1_epi32(-1);
-    let multiplier = _mm256_set1_epi32(multiplier as i32);
-    let shift = _mm256_set1_epi32(shift as i32);
+    let multiplier = _mm256_set1_epi32(hash.multiplier as i32);
+    let shift = _mm256_set1_epi32(hash.shift as i32);
     let (up, down) = row_nudges(y);
     // SAFETY: `[u32; 8]` is 32 bytes, which unaligned loads may read.
     let (up, down) = unsafe {
@@ -168,12 +181,9 @@ fn row_avx2(
         let cut = _mm256_and_si256(_mm256_srli_epi32::<2>(bgr), six_bits);
         _mm256_madd_epi16(_mm256_maddubs_epi16(cut, byte_weights), word_weights)
     };
-    let slots = remap.perfect.as_ref().map_or(&[][..], |h| &h.slots[..]);
-    let slots_ptr = slots.as_ptr().cast::<i32>();
-    let flat_cells = remap.near_flat.cells.as_ptr().cast::<i32>();
-    let flat_colours = remap.near_flat.words.as_ptr().cast::<i32>();
-    debug_assert!(remap.near_flat.cells.len() >= Lut::CELLS + GATHER_PAD);
-    debug_assert_eq!(remap.near_flat.words.len(), 256);
+    let slots = hash.slots.as_ptr().cast::<i32>();
+    let flat_cells = near_flat.cells.as_ptr().cast::<i32>();
+    let flat_colours = near_flat.words.as_ptr().cast::<i32>();
 
     let mut x = 0;
     while 3 * x + 32 <= row.len() {
@@ -184,9 +194,9 @@ fn row_avx2(
 
         // Exactly a palette colour?
         let slot = _mm256_srlv_epi32(_mm256_mullo_epi32(key, multiplier), shift);
-        // SAFETY: `slot` is a 32-bit product shifted right by 32 - bits, so
-        // below 2^bits = slots.len().
-        let held = unsafe { _mm256_i32gather_epi32::<4>(slots_ptr, slot) };
+        // SAFETY: `slot` is a 32-bit product shifted right by `shift`, so
+        // below 2^(32 - shift) = slots.len() (asserted above).
+        let held = unsafe { _mm256_i32gather_epi32::<4>(slots, slot) };
         let exact = _mm256_andnot_si256(
             _mm256_cmpeq_epi32(held, empty),
             _mm256_cmpeq_epi32(_mm256_and_si256(held, low_bytes), key),
@@ -220,17 +230,21 @@ fn row_avx2(
 
             // The lookup table's colour for the nudged pixel.
             let nudged = cell_of(_mm256_subs_epu8(_mm256_adds_epu8(key, up), down));
-            let mut dithered = gather_lut(&remap.lut, nudged, low_byte);
+            let mut dithered = gather_lut(lut, nudged, low_byte);
             let settled = _mm256_or_si256(exact, near);
             let unfilled = _mm256_andnot_si256(settled, _mm256_cmpeq_epi32(dithered, unknown));
-            if mask(unfilled) != 0 {
+            let unfilled = mask(unfilled);
+            if unfilled != 0 {
                 let mut cells = [0u32; LANES];
                 // SAFETY: `[u32; 8]` is 32 bytes, which unaligned stores may write.
                 unsafe { _mm256_storeu_si256(cells.as_mut_ptr().cast(), nudged) };
-                for cell in cells {
-                    remap.lut.nearest(cell as usize);
+                // Only the lanes that use the answer, as the scalar remap fills.
+                for (lane, &cell) in cells.iter().enumerate() {
+                    if unfilled >> lane & 1 == 1 {
+                        lut.nearest(cell as usize);
+                    }
                 }
-                dithered = gather_lut(&remap.lut, nudged, low_byte);
+                dithered = gather_lut(lut, nudged, low_byte);
             }
             _mm256_blendv_epi8(
                 _mm256_blendv_epi8(dithered, flat_index, near),
@@ -257,9 +271,9 @@ fn mask(lanes: __m256i) -> i32 {
 
 #[target_feature(enable = "avx2")]
 fn gather_lut(lut: &Lut, cells: __m256i, low_byte: __m256i) -> __m256i {
-    debug_assert!(lut.index.len() >= Lut::CELLS + GATHER_PAD);
     // SAFETY: every cell is below `Lut::CELLS` and the table holds
-    // `GATHER_PAD` bytes past the last, so the 4-byte read is inside it.
+    // `GATHER_PAD` bytes past the last (asserted in `row_avx2`, the only
+    // caller), so the 4-byte read is inside it.
     let word = unsafe { _mm256_i32gather_epi32::<1>(lut.index.as_ptr().cast(), cells) };
     _mm256_and_si256(word, low_byte)
 }
